@@ -1,0 +1,61 @@
+"""Provenance for MCP tool calls: spans, redaction, the hash-chained store, queries and verification.
+
+Tool groups import only :func:`annotate`. The server uses the rest.
+"""
+
+from provenance._annotate import annotate
+from provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts, process_connection_id
+from provenance._query import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    QueryError,
+    SpanFilter,
+    SpanPage,
+    get_span,
+    get_trace,
+    iter_spans,
+    parse_limit,
+    parse_time,
+    query_spans,
+    span_stats,
+    summarize_span,
+)
+from provenance._redact import REDACTED, redact_env_values, redact_payload, redact_text
+from provenance._segments import default_ledger_dir, list_chains, recover_torn_tails
+from provenance._store import FsyncPolicy, RecordError, SpanStore
+from provenance._verify import ChainFailure, ChainReport, VerifyReport, verify
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "REDACTED",
+    "SPAN_ID_META_KEY",
+    "ChainFailure",
+    "ChainReport",
+    "FsyncPolicy",
+    "ProvenanceMiddleware",
+    "QueryError",
+    "RecordError",
+    "SpanFilter",
+    "SpanPage",
+    "SpanStore",
+    "ToolFacts",
+    "VerifyReport",
+    "annotate",
+    "default_ledger_dir",
+    "get_span",
+    "get_trace",
+    "iter_spans",
+    "list_chains",
+    "parse_limit",
+    "parse_time",
+    "process_connection_id",
+    "query_spans",
+    "recover_torn_tails",
+    "redact_env_values",
+    "redact_payload",
+    "redact_text",
+    "span_stats",
+    "summarize_span",
+    "verify",
+]

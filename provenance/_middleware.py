@@ -1,0 +1,316 @@
+"""ProvenanceMiddleware: exactly one span per ``tools/call``, whatever happens.
+
+It sits on the SDK's ``ServerMiddleware`` hook, inside the SDK's own OpenTelemetry middleware, and
+reads top to bottom like it: open the span, ``call_next``, map each way a call can end to a status,
+and record in ``finally`` — cancellation is a ``BaseException``, and a span must be written even then.
+The line is written before the result goes back, and the result's ``_meta`` names the span.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any, Literal
+
+import anyio
+import orjson
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from pydantic import BaseModel, ValidationError
+
+from provenance._annotate import CallFacts, current_call
+from provenance._redact import redact_payload, redact_text
+from provenance._store import RecordError, SpanStore
+
+__all__ = ["SPAN_ID_META_KEY", "ProvenanceMiddleware", "ToolFacts"]
+
+logger = logging.getLogger("mcp_ledger.provenance")
+
+SPAN_ID_META_KEY = "mcp-ledger/span_id"
+CONNECTION_STATE_KEY = "mcp-ledger.connection.id"
+_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+OnRecordFailure = Literal["refuse", "allow"]
+
+
+@dataclass(frozen=True)
+class ToolFacts:
+    """What the span records about a tool besides its name (given by the server at start-up)."""
+
+    group: str
+    read_only: bool
+    destructive: bool
+
+
+def new_connection_id() -> str:
+    return "c-" + secrets.token_hex(8)
+
+
+def _error_result(text: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def _digest(payload: Any, root: str, preview_bytes: int) -> dict[str, Any]:
+    """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
+    redacted, paths = redact_payload(payload, root)
+    canonical = orjson.dumps(redacted, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    truncated = len(canonical) > preview_bytes
+    preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
+    return {
+        "sha256": sha256(canonical).hexdigest(),
+        "size": len(canonical),
+        "preview": preview,
+        "truncated": truncated,
+        "redactions": paths,
+    }
+
+
+class _Span:
+    """One tools/call span being built."""
+
+    def __init__(self, ctx: ServerRequestContext[Any, Any], middleware: ProvenanceMiddleware) -> None:
+        self.start_ns = time.time_ns()
+        params = ctx.params or {}
+        raw_name = params.get("name")
+        self.tool = raw_name if isinstance(raw_name, str) else None
+        self.arguments = params.get("arguments")
+        self.span_id = secrets.token_hex(8)
+        self.trace_id, self.parent_span_id = _trace_parent(ctx.meta)
+        self.facts = CallFacts()
+        self.error_type: str | None = None
+        self.message: str | None = None
+        self.attributes = middleware.call_attributes(ctx, self.tool)
+
+    def fail(self, error_type: str, message: str | None) -> None:
+        self.error_type = error_type
+        self.message = redact_text(message)[0][:500] if message else None
+
+    def record(self, result: dict[str, Any] | None, preview_bytes: int) -> dict[str, Any]:
+        end_ns = time.time_ns()
+        attributes = dict(self.attributes)
+        if self.error_type is not None:
+            attributes["error.type"] = self.error_type
+        if self.facts.untrusted_content:
+            attributes["mcp-ledger.untrusted_content"] = True
+        if self.facts.exception_type is not None:
+            attributes["exception.type"] = self.facts.exception_type
+        record: dict[str, Any] = {
+            "type": "span",
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "name": f"tools/call {self.tool}" if self.tool else "tools/call",
+            "kind": "SERVER",
+            "start_ns": str(self.start_ns),
+            "end_ns": str(end_ns),
+            "status": {"code": "ERROR" if self.error_type else "OK", "message": self.message},
+            "attributes": attributes,
+            "input": _digest(self.arguments if self.arguments is not None else {}, "$", preview_bytes),
+            "output": _digest(_output_payload(result), "$", preview_bytes),
+            "upstream": redact_payload(self.facts.upstream, "$")[0],
+        }
+        return record
+
+
+def _trace_parent(meta: Mapping[str, Any] | None) -> tuple[str, str | None]:
+    traceparent = meta.get("traceparent") if meta else None
+    if isinstance(traceparent, str):
+        match = _TRACEPARENT_RE.match(traceparent.strip())
+        if match and match[1] != "0" * 32 and match[2] != "0" * 16:
+            return match[1], match[2]
+    return secrets.token_hex(16), None
+
+
+def _output_payload(result: dict[str, Any] | None) -> Any:
+    if result is None:
+        return None
+    if result.get("structuredContent") is not None:
+        return result["structuredContent"]
+    return result.get("content")
+
+
+def _as_dict(result: HandlerResult) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    if isinstance(result, BaseModel):
+        return result.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return dict(result)
+
+
+def _first_text(result: dict[str, Any]) -> str | None:
+    for block in result.get("content") or ():
+        if isinstance(block, dict) and block.get("type") == "text":
+            return str(block.get("text", ""))
+    return None
+
+
+def _redact_error_text(result: dict[str, Any]) -> None:
+    """An error text may quote what an upstream said; it must not carry a secret to the agent."""
+    content = result.get("content")
+    if not isinstance(content, list):
+        return
+    for i, block in enumerate(content):
+        if isinstance(block, dict) and block.get("type") == "text":
+            text, kinds = redact_text(str(block.get("text", "")))
+            if kinds:
+                content[i] = {**block, "text": text}
+
+
+class ProvenanceMiddleware(ServerMiddleware[Any]):
+    """Record every ``tools/call`` as a span in the ledger (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SpanStore,
+        *,
+        tools: Mapping[str, ToolFacts],
+        transport: str | None = None,
+        call_timeout: float | None = 120.0,
+        on_record_failure: OnRecordFailure = "refuse",
+        preview_bytes: int = 1024,
+        process_connection_id: str | None = None,
+        server_version: str = "",
+    ) -> None:
+        self.store = store
+        self.tools = tools
+        self.transport = transport
+        self.call_timeout = call_timeout
+        self.on_record_failure = on_record_failure
+        self.preview_bytes = preview_bytes
+        self.process_connection_id = process_connection_id
+        self.server_version = server_version
+        self._warned_unrecorded = False
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        span = _Span(ctx, self)
+        token = current_call.set(span.facts)
+        result: dict[str, Any] | None = None
+        try:
+            refusal = self._refusal()
+            if refusal is not None:
+                result = _error_result(refusal)
+                span.fail("record_failed", refusal)
+            else:
+                result = await self._call_with_timeout(ctx, call_next, span)
+        except MCPError as exc:
+            span.fail(str(exc.error.code), exc.error.message)
+            raise
+        except ValidationError:
+            span.fail(str(INVALID_PARAMS), "Invalid request parameters")
+            raise
+        except anyio.get_cancelled_exc_class():
+            span.fail("cancelled", "the client cancelled the call")
+            raise
+        except Exception as exc:
+            span.fail(type(exc).__qualname__, "internal error")
+            raise
+        finally:
+            current_call.reset(token)
+            recorded = self._record(span, result)
+        if result is None:
+            return result
+        if not recorded and self.on_record_failure == "refuse":
+            result = _error_result(
+                f"the call ran but could not be recorded in the ledger ({self.store.failure}); "
+                "further calls are refused until the ledger is writable again"
+            )
+        meta = dict(result.get("_meta") or {})
+        meta[SPAN_ID_META_KEY] = span.span_id
+        result["_meta"] = meta
+        return result
+
+    async def _call_with_timeout(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, span: _Span
+    ) -> dict[str, Any] | None:
+        with anyio.move_on_after(self.call_timeout) as scope:
+            result = _as_dict(await call_next(ctx))
+        if scope.cancelled_caught:
+            message = f"the call did not finish within {self.call_timeout:g} s (--call-timeout) and was stopped"
+            span.fail("timeout", message)
+            return _error_result(message)
+        if result is not None and result.get("isError") is True:
+            _redact_error_text(result)
+            span.fail("tool_error", _first_text(result))
+        return result
+
+    def _refusal(self) -> str | None:
+        if not self.store.failed or self.on_record_failure != "refuse":
+            return None
+        if self.store.recover():
+            return None
+        return (
+            f"refused: the ledger cannot record calls ({self.store.failure}); no call runs until it is writable again"
+        )
+
+    def _record(self, span: _Span, result: dict[str, Any] | None) -> bool:
+        """Write the span; never raises (a failed write is reported through the result)."""
+        try:
+            if self.store.failed and self.on_record_failure == "allow":
+                self.store.recover()
+            record = span.record(result, self.preview_bytes)
+        except Exception:
+            logger.exception("could not build the span for a tools/call")
+            return False
+        try:
+            self.store.append(record)
+        except RecordError:
+            if self.on_record_failure == "allow" and not self._warned_unrecorded:
+                self._warned_unrecorded = True
+                logger.warning("ledger write failed; calls now run unrecorded (--on-record-failure allow)")
+            if self.on_record_failure == "refuse":
+                record["status"] = {"code": "ERROR", "message": "the call ran but could not be recorded"}
+                record["attributes"]["error.type"] = "record_failed"
+            return False
+        self._warned_unrecorded = False
+        return True
+
+    def call_attributes(self, ctx: ServerRequestContext[Any, Any], tool: str | None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "mcp.method.name": ctx.method,
+            "gen_ai.operation.name": "execute_tool",
+            "mcp.protocol.version": ctx.protocol_version,
+        }
+        if tool is not None:
+            attributes["gen_ai.tool.name"] = tool
+            facts = self.tools.get(tool)
+            if facts is not None:
+                attributes["mcp-ledger.tool.group"] = facts.group
+                attributes["mcp-ledger.tool.read_only"] = facts.read_only
+                attributes["mcp-ledger.tool.destructive"] = facts.destructive
+        if ctx.request_id is not None:
+            attributes["jsonrpc.request.id"] = str(ctx.request_id)
+        if self.transport is not None:
+            attributes["network.transport"] = self.transport
+        connection = getattr(ctx.session, "_connection", None)  # the SDK keeps it private (provisional API)
+        if connection is not None:
+            if connection.session_id:
+                attributes["mcp.session.id"] = connection.session_id
+            info = connection.client_params.client_info if connection.client_params else None
+            if info is not None:
+                attributes["mcp.client.name"] = info.name
+                attributes["mcp.client.version"] = info.version
+        attributes["mcp-ledger.connection.id"] = self._connection_id(connection)
+        return attributes
+
+    def _connection_id(self, connection: Any) -> str:
+        if self.process_connection_id is not None:
+            return self.process_connection_id
+        if connection is None:
+            return new_connection_id()
+        state = connection.state
+        if CONNECTION_STATE_KEY not in state:
+            state[CONNECTION_STATE_KEY] = f"s-{connection.session_id}" if connection.session_id else new_connection_id()
+        return str(state[CONNECTION_STATE_KEY])
+
+
+def process_connection_id() -> str:
+    """One id for a process that serves exactly one client (stdio)."""
+    return f"c-{os.getpid():x}-{secrets.token_hex(4)}"

@@ -1,0 +1,295 @@
+"""The append-only, hash-chained span store: one chain per writer process.
+
+Every line carries ``seq`` (gap-free within the chain) and ``prev`` (``sha256:`` of the previous
+line's exact bytes, newline excluded). A chain starts with a header line (``seq`` 0, ``prev`` null);
+each later segment starts with a header that continues the chain. Lines are ``write()``-n before
+:meth:`SpanStore.append` returns, so a killed process loses nothing it acknowledged; ``fsync``
+follows the policy (``batch``: at most every ``fsync_interval`` seconds, ``never``).
+
+Failures fail closed: a failed write leaves the store *failed* with the unrecorded spans held in
+memory; :meth:`SpanStore.recover` retries them. A failed fsync cannot be retried safely (the kernel
+may already have dropped the dirty pages), so it fails the store for the life of the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from provenance._segments import recover_torn_tails, segment_name
+
+__all__ = ["SCHEMA_VERSION", "FsyncPolicy", "RecordError", "SpanStore"]
+
+logger = logging.getLogger("mcp_ledger.store")
+
+SCHEMA_VERSION = 1
+FsyncPolicy = Literal["batch", "never"]
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+MAX_PENDING = 10_000
+
+
+class RecordError(Exception):
+    """A span could not be written to the ledger; the store is failed until it recovers."""
+
+
+def line_digest(line: bytes) -> str:
+    return "sha256:" + hashlib.sha256(line).hexdigest()
+
+
+def dumps_line(record: Mapping[str, Any]) -> bytes:
+    """One ledger line: sorted keys, compact, UTF-8 (no trailing newline)."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def new_chain_id() -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{stamp}-p{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class _Syncer(threading.Thread):
+    """Batch fsync: after a write, flush to disk within ``interval`` seconds, sharing one fsync."""
+
+    def __init__(self, store: SpanStore, interval: float) -> None:
+        super().__init__(name="mcp-ledger-fsync", daemon=True)
+        self._store = store
+        self._interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.wait(self._interval):
+                return  # close() does the final flush
+            self._store.sync()
+
+
+class SpanStore:
+    """Appends spans to this process's chain in ``directory``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        fsync: FsyncPolicy = "batch",
+        fsync_interval: float = 0.05,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        writer: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.fsync_policy = fsync
+        self.segment_bytes = segment_bytes
+        self.chain = new_chain_id()
+        self._writer = {"pid": os.getpid(), "host": socket.gethostname(), **(writer or {})}
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._segment_index = -1
+        self._segment_size = 0
+        self._segment_lines = 0
+        self._seq = 0
+        self._prev: str | None = None
+        self._pending: deque[dict[str, Any]] = deque()
+        self.dropped = 0
+        self.failure: str | None = None
+        self._fatal = False
+        self._closed = False
+        self._syncer = _Syncer(self, fsync_interval) if fsync == "batch" else None
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+    @property
+    def current_segment(self) -> Path | None:
+        if self._segment_index < 0:
+            return None
+        return self.directory / segment_name(self.chain, self._segment_index)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Add ``seq``/``prev``/``v`` to ``record`` and write it; raise :class:`RecordError` on failure.
+
+        While the store is failed the record is kept in memory (bounded) and written once
+        :meth:`recover` succeeds.
+        """
+        with self._lock:
+            if self._closed:
+                raise RecordError("the ledger is closed")
+            if self.failure is not None:
+                self._hold(record)
+                raise RecordError(self.failure)
+            try:
+                self._write_record(record)
+            except OSError as exc:
+                self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
+                self._hold(record)
+                raise RecordError(self.failure or "") from None
+        if self._syncer is not None:
+            self._syncer.poke()
+
+    def recover(self) -> bool:
+        """Try to write the spans held since a failure; True when the store is healthy again."""
+        with self._lock:
+            if self.failure is None:
+                return True
+            if self._fatal or self._closed:
+                return False
+            try:
+                if self._fd is None:
+                    self._start()
+                while self._pending:
+                    self._write_record(self._pending[0])
+                    self._pending.popleft()
+            except OSError as exc:
+                self.failure = f"could not write to the ledger in {self.directory}: {_describe(exc)}"
+                return False
+            logger.warning("ledger writable again; wrote %d held spans", self._seq)
+            self.failure = None
+            return True
+
+    def sync(self) -> None:
+        """Flush written lines to disk (fdatasync); a failure fails the store for good."""
+        with self._lock:
+            if self._fd is None:
+                return
+            fd = os.dup(self._fd)
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            with self._lock:
+                self._fatal = True
+                self._fail(f"could not flush the ledger to disk: {_describe(exc)}; restart the server")
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._syncer is not None and self._syncer.is_alive():
+            self._syncer.stop()
+            self._syncer.join(timeout=5)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd is not None:
+                if self.fsync_policy != "never" and not self._fatal:
+                    try:
+                        os.fdatasync(self._fd)
+                    except OSError as exc:
+                        logger.error("final ledger flush failed: %s", _describe(exc))
+                os.close(self._fd)
+                self._fd = None
+            if self._pending:
+                logger.error("%d spans could not be recorded before shutdown", len(self._pending))
+
+    def _hold(self, record: dict[str, Any]) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(record)
+
+    def _fail(self, message: str) -> None:
+        if self.failure is None:
+            logger.error("%s", message)
+        self.failure = message
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        if self._fd is None:
+            self._start()
+        line = self._encode(record)
+        if self._segment_lines > 1 and self._segment_size + len(line) + 1 > self.segment_bytes:
+            self._rotate()
+            line = self._encode(record)
+        self._write_line(line)
+
+    def _encode(self, record: dict[str, Any]) -> bytes:
+        record["v"] = SCHEMA_VERSION
+        record["seq"] = self._seq
+        record["prev"] = self._prev
+        return dumps_line(record)
+
+    def _start(self) -> None:
+        """Open the first segment lazily: a probe process that records nothing leaves no chain."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        recover_torn_tails(self.directory)
+        self._open_segment()
+        if self._syncer is not None and not self._syncer.is_alive():
+            self._syncer.start()
+
+    def _rotate(self) -> None:
+        old = self._fd
+        self._open_segment()
+        if old is not None:
+            if self.fsync_policy != "never":
+                os.fdatasync(old)
+            os.close(old)
+
+    def _open_segment(self) -> None:
+        index = self._segment_index + 1
+        path = self.directory / segment_name(self.chain, index)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            header = {
+                "type": "header",
+                "chain": self.chain,
+                "segment": index,
+                "created_ns": str(time.time_ns()),
+                "writer": self._writer,
+            }
+            previous = (self._fd, self._segment_size, self._segment_lines)
+            self._fd, self._segment_size, self._segment_lines = fd, 0, 0
+            try:
+                self._write_line(self._encode(header))
+            except OSError:
+                self._fd, self._segment_size, self._segment_lines = previous
+                raise
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        self._segment_index = index
+
+    def _write_line(self, line: bytes) -> None:
+        assert self._fd is not None
+        data = line + b"\n"
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, memoryview(data)[written:])
+        except OSError:
+            if written:
+                # Cut the partial line so the segment still ends on a whole line.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._segment_size)
+            raise
+        self._segment_size += len(data)
+        self._segment_lines += 1
+        self._seq += 1
+        self._prev = line_digest(line)
+
+
+def _describe(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = exc.strerror or str(exc)
+    return f"{reason} ({name})" if name else reason

@@ -1,0 +1,1 @@
+"""mcp-ledger server: settings, app factory, gating, CLI, transports."""

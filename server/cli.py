@@ -1,0 +1,274 @@
+"""``mcp-ledger``: serve the MCP server, and query, summarise and verify its ledger."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import provenance
+from server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+mcp-ledger: an MCP server for operational work (Docker, GitHub, Kubernetes, the Hugging Face hub,
+model inference) that records every tool call as a span in a hash-chained ledger.
+
+  mcp-ledger serve                 run the server over stdio (what an MCP client launches)
+  mcp-ledger query --tool T        list recorded calls, newest first
+  mcp-ledger stats --since 1d      per-tool counts, error rates and durations
+  mcp-ledger verify                check that every chain in the ledger is intact
+  mcp-ledger demo                  a real client session against the server, then its ledger
+
+The ledger lives in $MCP_LEDGER_DIR (default ~/.local/state/mcp-ledger); every command takes
+--ledger-dir. Add --json to query, stats and verify for machine-readable output."""
+
+
+def _ledger_dir(args: argparse.Namespace) -> Path:
+    return Path(args.ledger_dir).expanduser() if args.ledger_dir else provenance.default_ledger_dir()
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _group_settings(args: argparse.Namespace) -> dict[str, Any]:
+    from tools import load_groups
+
+    return {group.name: model_from_namespace(group.settings, args, prefix=f"{group.name}_") for group in load_groups()}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.app import create_app
+    from server.gating import GatingError
+
+    try:
+        settings = model_from_namespace(ServerSettings, args)
+        group_settings = _group_settings(args)
+    except SettingsError as exc:
+        print(f"mcp-ledger serve: {exc}", file=sys.stderr)
+        return 2
+    stdio = settings.transport == "stdio"
+    try:
+        app = create_app(
+            settings,
+            group_settings,
+            network_transport="pipe" if stdio else "tcp",
+            process_connection_id=provenance.process_connection_id() if stdio else None,
+        )
+    except GatingError as exc:
+        print(f"mcp-ledger serve: {exc}", file=sys.stderr)
+        return 2
+    # SIGTERM ends the server like Ctrl-C does, so the ledger is flushed and closed.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if stdio:
+            import anyio
+
+            anyio.run(app.server.run_stdio_async)
+        else:
+            import uvicorn
+
+            http_app = app.server.streamable_http_app(stateless_http=settings.stateless, host=settings.host)
+            config = uvicorn.Config(
+                http_app, host=settings.host, port=settings.port, log_config=None, log_level=settings.log_level.lower()
+            )
+            uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # closing is quick; let it finish the flush
+        app.close()
+    return 0
+
+
+def _span_rows(spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for span in spans:
+        detail = span.get("error_type") or ""
+        if span.get("message"):
+            detail = f"{detail}: {span['message']}"[:70]
+        rows.append(
+            [span["start"], span["span_id"], span["tool"], span["status"], f"{span['duration_ms']:.1f}", detail]
+        )
+    return rows
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    try:
+        span_filter = provenance.SpanFilter.from_params(
+            tool=args.tool,
+            group=args.group,
+            status=args.status,
+            session=args.session,
+            trace=args.trace,
+            since=args.since,
+            until=args.until,
+        )
+        page = provenance.query_spans(_ledger_dir(args), span_filter, limit=args.limit, cursor=args.cursor)
+    except provenance.QueryError as exc:
+        print(f"mcp-ledger query: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(
+            {
+                "spans": page.spans if args.full else [provenance.summarize_span(s) for s in page.spans],
+                "next_cursor": page.next_cursor,
+            }
+        )
+        return 0
+    summaries = [provenance.summarize_span(s) for s in page.spans]
+    print(_table(_span_rows(summaries), ["START (UTC)", "SPAN", "TOOL", "STATUS", "MS", "ERROR"]))
+    if page.next_cursor:
+        print(f"\nmore: --cursor {page.next_cursor}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    try:
+        since = provenance.parse_time(args.since, name="since") if args.since else None
+        until = provenance.parse_time(args.until, name="until") if args.until else None
+    except provenance.QueryError as exc:
+        print(f"mcp-ledger stats: {exc}", file=sys.stderr)
+        return 2
+    stats = provenance.span_stats(_ledger_dir(args), since_ns=since, until_ns=until)
+    if args.json:
+        _print_json(stats)
+        return 0
+    rows = [
+        [t["tool"], t["group"], t["count"], t["errors"], f"{t['error_rate']:.1%}", t["mean_ms"], t["p95_ms"]]
+        for t in stats["tools"]
+    ]
+    print(_table(rows, ["TOOL", "GROUP", "CALLS", "ERRORS", "ERROR %", "MEAN MS", "P95 MS"]))
+    print(f"\n{stats['count']} calls, {stats['errors']} errors")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    directory = _ledger_dir(args)
+    if not directory.is_dir():
+        print(f"mcp-ledger verify: no ledger directory at {directory}", file=sys.stderr)
+        return 2
+    if args.recover:
+        for path in provenance.recover_torn_tails(directory):
+            print(f"set aside a torn last line of {path.name}", file=sys.stderr)
+    report = provenance.verify(directory)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        for chain in report.chains:
+            state = "ok" if chain.ok else f"BROKEN at {chain.failure}"
+            live = " (live)" if chain.live else ""
+            print(f"{chain.chain}{live}: {chain.segments} segment(s), {chain.spans} spans: {state}")
+        for torn in report.torn_files:
+            print(f"note: {torn} holds a torn line set aside from a crashed writer")
+        verdict = "verified" if report.ok else "FAILED"
+        print(f"\n{verdict}: {len(report.chains)} chain(s), {report.spans} spans in {directory}")
+    return 0 if report.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from server.demo import run_demo
+
+    directory = Path(args.ledger_dir) if args.ledger_dir else Path(tempfile.mkdtemp(prefix="mcp-ledger-demo-"))
+    return run_demo(directory)
+
+
+def _add_query_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tool", help="only calls of this tool")
+    parser.add_argument("--group", help="only calls of this tool group (docker, github, prov, …)")
+    parser.add_argument("--status", choices=["ok", "error"], help="only successful or failed calls")
+    parser.add_argument("--session", help="mcp.session.id or mcp-ledger.connection.id")
+    parser.add_argument("--trace", help="only spans of this trace id")
+    parser.add_argument("--since", help="ISO-8601 time (no offset = UTC) or an age: 15m, 2h, 7d")
+    parser.add_argument("--until", help="ISO-8601 time or an age")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-ledger", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the MCP server (stdio by default)",
+        description="Run the MCP server. Every flag has an environment twin, shown in brackets.",
+    )
+    add_model_arguments(serve, ServerSettings)
+    from tools import load_groups
+
+    for group in load_groups():
+        if group.settings.model_fields:
+            section = serve.add_argument_group(f"{group.name} tools", group.description)
+            add_model_arguments(section, group.settings, prefix=f"{group.name}_")  # type: ignore[arg-type]
+    serve.set_defaults(func=cmd_serve)
+
+    def reader(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--ledger-dir", default=os.environ.get("MCP_LEDGER_DIR"), help="ledger directory [env MCP_LEDGER_DIR]"
+        )
+        return p
+
+    query = reader("query", "list recorded tool calls, newest first")
+    _add_query_filters(query)
+    query.add_argument("--limit", type=int, default=provenance.DEFAULT_LIMIT, help="page size (1-200, default 20)")
+    query.add_argument("--cursor", help="continue from a previous page")
+    query.add_argument("--json", action="store_true", help="JSON output")
+    query.add_argument("--full", action="store_true", help="with --json: full span records, not summaries")
+    query.set_defaults(func=cmd_query)
+
+    stats = reader("stats", "per-tool call counts, error rates, mean and p95 durations")
+    stats.add_argument("--since", help="ISO-8601 time or an age: 15m, 2h, 7d")
+    stats.add_argument("--until", help="ISO-8601 time or an age")
+    stats.add_argument("--json", action="store_true", help="JSON output")
+    stats.set_defaults(func=cmd_stats)
+
+    verify = reader("verify", "verify every hash chain in the ledger (exit 0 only when all are intact)")
+    verify.add_argument("--json", action="store_true", help="JSON output")
+    verify.add_argument(
+        "--recover", action="store_true", help="first set aside torn last lines left by crashed writers"
+    )
+    verify.set_defaults(func=cmd_verify)
+
+    demo = sub.add_parser("demo", help="run a real client session against the server and show its ledger")
+    demo.add_argument("--ledger-dir", help="ledger directory (default: a new temporary one)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""``mcp-ledger demo``: a real MCP client session against ``mcp-ledger serve`` over stdio, then what
+the ledger recorded and whether it verifies."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+import provenance
+
+__all__ = ["run_demo"]
+
+DEMO_CALLS: list[tuple[str, dict[str, Any], str]] = [
+    ("prov_verify", {}, "is the ledger intact?"),
+    ("prov_stats", {}, "what has been called so far?"),
+    ("prov_query", {"since": "last tuesday"}, "a bad argument: the error says what to fix"),
+    ("prov_query", {"status": "error", "limit": 5}, "which calls failed?"),
+]
+
+
+async def _session(ledger_dir: Path) -> list[str]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "server", "serve"],
+        env={"MCP_LEDGER_DIR": str(ledger_dir), "PATH": os.environ.get("PATH", "")},
+    )
+    lines = []
+    async with Client(stdio_client(params)) as client:
+        tools = await client.list_tools()
+        lines.append(f"server offers {len(tools.tools)} tools: {', '.join(t.name for t in tools.tools)}")
+        for name, arguments, why in DEMO_CALLS:
+            result = await client.call_tool(name, arguments)
+            span_id = (result.meta or {}).get(provenance.SPAN_ID_META_KEY)
+            outcome = "error" if result.is_error else "ok"
+            text = result.content[0].text if result.content and hasattr(result.content[0], "text") else ""
+            lines.append(f"  {name}({arguments}) -> {outcome}, span {span_id}   # {why}")
+            if result.is_error:
+                lines.append(f"      {text}")
+    return lines
+
+
+def run_demo(ledger_dir: Path) -> int:
+    from server.cli import main as cli
+
+    ledger_dir.mkdir(parents=True, exist_ok=True)
+    print(f"== a client session against `mcp-ledger serve` (stdio), ledger in {ledger_dir}\n")
+    for line in anyio.run(_session, ledger_dir):
+        print(line)
+    print("\n== what the ledger recorded (mcp-ledger query)\n")
+    cli(["query", "--ledger-dir", str(ledger_dir)])
+    span = next(provenance.iter_spans(ledger_dir), None)
+    if span is not None:
+        print("\n== one span in full (mcp-ledger query --json --full)\n")
+        print(provenance.summarize_span(span) and _pretty(span))
+    print("\n== mcp-ledger verify\n")
+    return cli(["verify", "--ledger-dir", str(ledger_dir)])
+
+
+def _pretty(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()

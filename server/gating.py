@@ -1,0 +1,50 @@
+"""Which tools a server offers: toolsets, single tools, exclusions, then read-only and destructive
+filters — all derived from each tool's annotations, never from a hand-kept list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tools._group import ToolGroup, ToolSpec
+
+__all__ = ["ALWAYS_ON", "GatingError", "select_tools"]
+
+ALWAYS_ON = "prov"
+
+
+class GatingError(ValueError):
+    """A toolset or tool name in the flags does not exist."""
+
+
+def select_tools(
+    groups: Sequence[ToolGroup],
+    *,
+    toolsets: Sequence[str] | None = None,
+    tools: Sequence[str] = (),
+    exclude_tools: Sequence[str] = (),
+    read_only: bool = False,
+    allow_destructive: bool = False,
+) -> list[ToolSpec]:
+    known_groups = {group.name for group in groups}
+    by_name = {spec.name: spec for group in groups for spec in group.tools}
+    for flag, names, known in (
+        ("--toolsets", toolsets or (), known_groups),
+        ("--tools", tools, by_name),
+        ("--exclude-tools", exclude_tools, by_name),
+    ):
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise GatingError(f"{flag}: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    enabled_groups = known_groups if toolsets is None else {*toolsets, ALWAYS_ON}
+    selected = []
+    for group in groups:
+        for spec in group.tools:
+            wanted = group.name in enabled_groups or spec.name in tools
+            if not wanted or spec.name in exclude_tools:
+                continue
+            if read_only and (not spec.read_only or spec.exports_credentials):
+                continue
+            if spec.destructive and (not allow_destructive or read_only):
+                continue
+            selected.append(spec)
+    return selected

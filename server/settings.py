@@ -1,0 +1,134 @@
+"""Server settings: every flag has an ``MCP_LEDGER_*`` environment twin.
+
+Clients configure MCP servers through ``env`` in their config, so anything a flag can say an
+environment variable can say too. Flags win over the environment, which wins over defaults.
+Group settings (``tools._group.GroupSettings``) get flags the same way, prefixed with the group name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticUndefined
+
+__all__ = ["ServerSettings", "SettingsError", "add_model_arguments", "model_from_namespace"]
+
+ENV_PREFIX = "MCP_LEDGER_"
+
+
+class SettingsError(ValueError):
+    """A flag or environment variable has a value that cannot be used."""
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ledger_dir: Path | None = Field(
+        default=None,
+        description="ledger directory (default $XDG_STATE_HOME/mcp-ledger or ~/.local/state/mcp-ledger)",
+        json_schema_extra={"env": "MCP_LEDGER_DIR"},
+    )
+    toolsets: list[str] | None = Field(
+        default=None, description="comma-separated toolsets to enable (default: all); prov is always on"
+    )
+    tools: list[str] = Field(default_factory=list, description="comma-separated single tools to add")
+    exclude_tools: list[str] = Field(default_factory=list, description="comma-separated tools to remove")
+    read_only: bool = Field(default=False, description="offer only tools annotated read-only")
+    allow_destructive: bool = Field(
+        default=False, description="offer destructive tools (they delete what no other call can bring back)"
+    )
+    call_timeout: float = Field(default=120.0, gt=0, description="seconds before a tool call is stopped")
+    transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio, or streamable HTTP")
+    host: str = Field(default="127.0.0.1", description="HTTP bind address")
+    port: int = Field(default=8000, ge=0, le=65535, description="HTTP port")
+    stateless: bool = Field(default=False, description="stateless streamable HTTP (for load balancers)")
+    fsync: Literal["batch", "never"] = Field(default="batch", description="when spans are flushed to disk")
+    fsync_interval_ms: int = Field(default=50, ge=1, le=10_000, description="batch fsync interval")
+    segment_mb: float = Field(default=64.0, gt=0, description="rotate a segment file at this size (MiB)")
+    on_record_failure: Literal["refuse", "allow"] = Field(
+        default="refuse", description="when a span cannot be written: refuse further calls, or run unrecorded"
+    )
+    preview_bytes: int = Field(default=1024, ge=0, le=65536, description="bytes of redacted preview per span")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", description="stderr log level")
+
+
+def _env_name(name: str, prefix: str, field: Any) -> str:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    explicit = extra.get("env")
+    if isinstance(explicit, str):
+        return explicit
+    return ENV_PREFIX + (prefix + name).upper().replace("-", "_")
+
+
+def _base_type(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel], prefix: str = "") -> None:
+    """Add one option per model field: ``--<prefix><field>`` with its environment twin in the help."""
+    for name, field in model.model_fields.items():
+        flag = "--" + (prefix + name).replace("_", "-")
+        dest = (prefix + name).replace("-", "_")
+        env = _env_name(name, prefix.replace("-", "_"), field)
+        base = _base_type(field.annotation)
+        shown = field.default
+        default_text = "" if shown is None or shown is PydanticUndefined or shown == [] else f"; default {shown}"
+        help_text = f"{field.description or ''}{default_text} [env {env}]"
+        if base is bool:
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            continue
+        kwargs: dict[str, Any] = {"dest": dest, "default": None, "help": help_text}
+        if typing.get_origin(base) is Literal:
+            kwargs["choices"] = list(typing.get_args(base))
+        elif typing.get_origin(base) is list:
+            kwargs["metavar"] = "A,B"
+        parser.add_argument(flag, **kwargs)
+
+
+def _from_text(value: str, annotation: Any) -> Any:
+    base = _base_type(annotation)
+    if base is bool:
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if typing.get_origin(base) is list:
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def model_from_namespace(
+    model: type[BaseModel],
+    namespace: argparse.Namespace,
+    prefix: str = "",
+    environ: typing.Mapping[str, str] | None = None,
+) -> Any:
+    """Build ``model`` from parsed flags, falling back to the environment twins, then defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        dest = (prefix + name).replace("-", "_")
+        value = getattr(namespace, dest, None)
+        if value is None:
+            env_value = environ.get(_env_name(name, prefix.replace("-", "_"), field))
+            if env_value is None or env_value == "":
+                continue
+            value = env_value
+        values[name] = _from_text(value, field.annotation) if isinstance(value, str) else value
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            flag = "--" + (prefix + name).replace("_", "-")
+            problems.append(f"{flag}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None

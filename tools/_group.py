@@ -1,0 +1,267 @@
+"""The tool-group interface: what one module contributes — its tools, its settings, its backend.
+
+A group module reads top to bottom: input/output models, then tool functions, then ``register()``
+returning a :class:`ToolGroup`. A tool function has the shape::
+
+    async def docker_container_list(args: ContainerListArgs, backend: DockerBackend, ctx: Context) -> ContainerList
+
+``args`` is validated with the tool's own pydantic model (failures become short messages that name
+the field and the problem — never the rejected value); ``backend`` is the group's client, connected
+lazily on first use; ``ctx`` is the SDK's request context (progress, request ``_meta``).
+
+Failures a user can act on are raised as :class:`ToolFailure` subclasses; their message reaches the
+agent. Anything else is an internal error: its text stays on the server.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar, get_type_hints
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from provenance import annotate
+
+__all__ = [
+    "GroupEnvironment",
+    "GroupRuntime",
+    "GroupSettings",
+    "InvalidArguments",
+    "NoSettings",
+    "NotConfigured",
+    "ToolFailure",
+    "ToolGroup",
+    "ToolSpec",
+    "UpstreamError",
+]
+
+logger = logging.getLogger("mcp_ledger.tools")
+
+BackendT = TypeVar("BackendT")
+
+
+class ToolFailure(ToolError):
+    """A failure the agent can act on; the message says what went wrong and what to do next."""
+
+
+class InvalidArguments(ToolFailure):
+    """The arguments do not fit the tool's input model."""
+
+
+class NotConfigured(ToolFailure):
+    """The group's backend is not configured; the message names what to set."""
+
+    def __init__(self, what_to_set: str) -> None:
+        super().__init__(f"not configured: set {what_to_set}")
+
+
+class UpstreamError(ToolFailure):
+    """The upstream refused or failed the request (not found, unauthorized, unreachable, …)."""
+
+
+class GroupSettings(BaseModel):
+    """Base for a group's settings. Each field becomes ``--<group>-<field>`` with the environment
+    twin ``MCP_LEDGER_<GROUP>_<FIELD>``; the field's description is its help text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoSettings(GroupSettings):
+    pass
+
+
+@dataclass(frozen=True)
+class GroupEnvironment:
+    """What a group's backend is built from."""
+
+    settings: GroupSettings
+    ledger_dir: Path
+
+
+ToolFn = Callable[[Any, Any, Context], Awaitable[Any]]
+Connect = Callable[[GroupEnvironment], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool, defined in one place: schema, description, annotations and handler together."""
+
+    name: str
+    group: str
+    fn: ToolFn
+    description: str
+    input_model: type[BaseModel]
+    output_type: Any
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+    title: str | None = None
+    exports_credentials: bool = False
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+
+@dataclass
+class ToolGroup:
+    """A toolset: its name (the tool-name prefix), tools, settings model and backend factory."""
+
+    name: str
+    description: str
+    settings: type[GroupSettings] = NoSettings
+    connect: Connect | None = None
+    tools: list[ToolSpec] = field(default_factory=list)
+
+    def add(
+        self,
+        fn: ToolFn,
+        *,
+        read_only: bool,
+        destructive: bool = False,
+        idempotent: bool = False,
+        open_world: bool = True,
+        title: str | None = None,
+        exports_credentials: bool = False,
+    ) -> None:
+        """Add a tool; its name is the function's, its description the docstring's."""
+        hints = get_type_hints(fn)
+        params = list(inspect.signature(fn).parameters)
+        if len(params) != 3 or "return" not in hints:
+            raise TypeError(f"{fn.__name__}: a tool is `async def f(args: Model, backend, ctx) -> Output`")
+        input_model = hints[params[0]]
+        if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
+            raise TypeError(f"{fn.__name__}: the first parameter must be annotated with a pydantic model")
+        name = fn.__name__
+        if not name.startswith(f"{self.name}_"):
+            raise ValueError(f"{name}: tools of group {self.name!r} are named {self.name}_<noun>_<verb>")
+        if read_only and destructive:
+            raise ValueError(f"{name}: a read-only tool cannot be destructive")
+        self.tools.append(
+            ToolSpec(
+                name=name,
+                group=self.name,
+                fn=fn,
+                description=inspect.cleandoc(fn.__doc__ or ""),
+                input_model=input_model,
+                output_type=hints["return"],
+                read_only=read_only,
+                destructive=destructive,
+                idempotent=idempotent,
+                open_world=open_world,
+                title=title,
+                exports_credentials=exports_credentials,
+            )
+        )
+
+
+class GroupRuntime(Generic[BackendT]):
+    """A group's backend while the server runs: connected on first use, closed at shutdown."""
+
+    def __init__(self, group: ToolGroup, environment: GroupEnvironment) -> None:
+        self.group = group
+        self.environment = environment
+        self._backend: Any = None
+        self._lock = anyio.Lock()
+
+    async def backend(self) -> Any:
+        if self.group.connect is None:
+            return None
+        if self._backend is None:
+            async with self._lock:
+                if self._backend is None:
+                    self._backend = await self.group.connect(self.environment)
+        return self._backend
+
+    async def aclose(self) -> None:
+        backend, self._backend = self._backend, None
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:
+                logger.exception("closing the %s backend failed", self.group.name)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Name each bad field and the problem, never the rejected value (the SDK's text echoes it)."""
+    parts: list[str] = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        match error["type"]:
+            case "missing":
+                problem = "required"
+            case "extra_forbidden":
+                problem = "unknown argument"
+            case _:
+                problem = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {problem}")
+    shown = "; ".join(parts[:8])
+    more = f" (and {len(parts) - 8} more)" if len(parts) > 8 else ""
+    return f"invalid arguments: {shown}{more}"
+
+
+class _RawArguments(ArgModelBase):
+    """Lets every argument through to the tool's own model, which validates it (see build_tool)."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {"arguments": dict(self.__pydantic_extra__ or {})}
+
+
+def build_tool(spec: ToolSpec, runtime: GroupRuntime[Any]) -> Tool:
+    """The SDK tool for ``spec``: public schema from the input model, validation with short messages."""
+
+    async def call(ctx: Context, arguments: dict[str, Any]) -> Any:
+        try:
+            args = spec.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            annotate(exception_type="InvalidArguments")
+            raise InvalidArguments(describe_validation_error(exc)) from None
+        try:
+            return await spec.fn(args, await runtime.backend(), ctx)
+        except ToolError:
+            raise
+        except Exception as exc:
+            annotate(exception_type=type(exc).__qualname__)
+            raise
+
+    call.__name__ = spec.name
+    call.__annotations__ = {"ctx": Context, "arguments": dict[str, Any], "return": spec.output_type}
+    tool = Tool.from_function(
+        call,
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        annotations=spec.annotations,
+        structured_output=True,
+    )
+    tool.parameters = spec.input_model.model_json_schema()
+    tool.fn_metadata.arg_model = _RawArguments
+    return tool
+
+
+def find_tool(groups: Sequence[ToolGroup], name: str) -> ToolSpec | None:
+    for group in groups:
+        for spec in group.tools:
+            if spec.name == name:
+                return spec
+    return None

@@ -22,7 +22,7 @@ import anyio
 import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
 from provenance._annotate import CallFacts, current_call
@@ -53,7 +53,8 @@ def new_connection_id() -> str:
 
 
 def _error_result(text: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": text}], "isError": True}
+    result = CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+    return result.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def _digest(payload: Any, root: str, preview_bytes: int) -> dict[str, Any]:

@@ -47,7 +47,7 @@ _SECRET_KEY_RE = re.compile(
 # Counts and limits are not secrets, whatever they are called.
 _COUNT_KEY_RE = re.compile(
     r"(?:^|_)(?:max|min|num|n|count|total|prompt|completion|input|output|cached|reasoning)_tokens?$"
-    r"|^tokens?_(?:count|used|limit|usage|per_\w+)$|^tokens?$|_tokens?_(?:count|limit)$"
+    r"|^tokens?_(?:count|used|limit|usage|per_\w+)$|^tokens$|_tokens?_(?:count|limit)$"
 )
 _ENV_KEYS = frozenset({"env", "environment", "envs", "env_vars", "environment_variables"})
 _ENV_ITEM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)

@@ -68,20 +68,20 @@ class _Syncer(threading.Thread):
         self._store = store
         self._interval = interval
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def poke(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self._wake.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             self._wake.wait()
             self._wake.clear()
-            if self._stop.wait(self._interval):
+            if self._stopping.wait(self._interval):
                 return  # close() does the final flush
             self._store.sync()
 

@@ -1,0 +1,199 @@
+"""Every tools/call outcome leaves exactly one span with the DESIGN.md fields, in both protocol eras."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp.shared.exceptions import MCPError
+
+import provenance
+from tests.conftest import result_text, spans_on_disk
+
+SPAN_FIELDS = {
+    "v",
+    "type",
+    "seq",
+    "prev",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status",
+    "attributes",
+    "input",
+    "output",
+    "upstream",
+}
+DIGEST_FIELDS = {"sha256", "size", "preview", "truncated", "redactions"}
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def assert_span_shape(span: dict[str, Any], tool: str) -> None:
+    assert set(span) == SPAN_FIELDS
+    assert span["type"] == "span" and span["kind"] == "SERVER" and span["v"] == 1
+    assert re.fullmatch(r"[0-9a-f]{32}", span["trace_id"])
+    assert re.fullmatch(r"[0-9a-f]{16}", span["span_id"])
+    assert span["name"] == f"tools/call {tool}"
+    assert int(span["end_ns"]) >= int(span["start_ns"]) > 0
+    assert set(span["input"]) == DIGEST_FIELDS and set(span["output"]) == DIGEST_FIELDS
+    attrs = span["attributes"]
+    assert attrs["mcp.method.name"] == "tools/call"
+    assert attrs["gen_ai.operation.name"] == "execute_tool"
+    assert attrs["gen_ai.tool.name"] == tool
+    assert attrs["mcp.protocol.version"]
+    assert attrs["mcp-ledger.connection.id"]
+    assert attrs["mcp.client.name"] == "mcp"
+    assert ("error.type" in attrs) == (span["status"]["code"] == "ERROR")
+
+
+def only_span(ledger_dir: Path) -> dict[str, Any]:
+    spans = spans_on_disk(ledger_dir)
+    assert len(spans) == 1, spans
+    return spans[0]
+
+
+async def test_success_records_one_ok_span_with_trace_parent_and_span_id_in_meta(
+    connect: Any, ledger_dir: Path, mode: str
+) -> None:
+    async with connect(mode) as (client, _):
+        result = await client.call_tool("fake_echo", {"text": "hi", "count": 2}, meta={"traceparent": TRACEPARENT})
+    assert not result.is_error
+    span = only_span(ledger_dir)
+    assert_span_shape(span, "fake_echo")
+    assert result.meta[provenance.SPAN_ID_META_KEY] == span["span_id"]
+    assert span["status"] == {"code": "OK", "message": None}
+    assert span["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert span["parent_span_id"] == "b7ad6b7169203331"
+    assert span["upstream"] == {"request_id": ["req-1", "req-2"], "object": "echo"}
+    assert span["input"]["preview"] == '{"count":2,"text":"hi"}'
+    assert '"text":"hi"' in span["output"]["preview"]
+    attrs = span["attributes"]
+    assert attrs["mcp-ledger.tool.group"] == "fake"
+    assert attrs["mcp-ledger.tool.read_only"] is True
+    assert attrs["mcp-ledger.tool.destructive"] is False
+    assert attrs["jsonrpc.request.id"]
+    assert attrs["mcp.protocol.version"] == ("2025-11-25" if mode == "legacy" else "2026-07-28")
+
+
+async def test_tool_error_result_is_an_error_span(connect: Any, ledger_dir: Path, mode: str) -> None:
+    async with connect(mode) as (client, _):
+        result = await client.call_tool("fake_fail", {"text": "nope"})
+    assert result.is_error and "upstream said no: nope" in result_text(result)
+    span = only_span(ledger_dir)
+    assert_span_shape(span, "fake_fail")
+    assert span["attributes"]["error.type"] == "tool_error"
+    assert "upstream said no" in span["status"]["message"]
+    assert result.meta[provenance.SPAN_ID_META_KEY] == span["span_id"]
+
+
+async def test_invalid_arguments_give_a_short_message_naming_the_field(
+    connect: Any, ledger_dir: Path, mode: str
+) -> None:
+    async with connect(mode) as (client, _):
+        result = await client.call_tool("fake_echo", {"count": "many-many", "bogus": 1})
+    text = result_text(result)
+    assert result.is_error
+    assert "count:" in text and "bogus: unknown argument" in text
+    assert "many-many" not in text and "input_value" not in text and "http" not in text
+    span = only_span(ledger_dir)
+    assert span["attributes"]["error.type"] == "tool_error"
+    assert span["attributes"]["exception.type"] == "InvalidArguments"
+
+
+async def test_unknown_tool_is_recorded(connect: Any, ledger_dir: Path, mode: str) -> None:
+    async with connect(mode) as (client, _):
+        result = await client.call_tool("no_such_tool", {"a": 1})
+    assert result.is_error and "Unknown tool" in result_text(result)
+    span = only_span(ledger_dir)
+    assert_span_shape(span, "no_such_tool")
+    assert span["attributes"]["error.type"] == "tool_error"
+    assert "mcp-ledger.tool.group" not in span["attributes"]
+
+
+async def test_unexpected_exception_keeps_its_text_on_the_server(connect: Any, ledger_dir: Path, mode: str) -> None:
+    async with connect(mode) as (client, _):
+        result = await client.call_tool("fake_crash", {"text": "internal detail"})
+    assert result.is_error and "internal detail" not in result_text(result)
+    span = only_span(ledger_dir)
+    assert span["attributes"]["error.type"] == "tool_error"
+    assert span["attributes"]["exception.type"] == "RuntimeError"
+
+
+async def test_protocol_error_is_recorded_with_its_code(connect: Any, ledger_dir: Path, mode: str) -> None:
+    async with connect(mode) as (client, _):
+        with pytest.raises(MCPError):
+            await client.call_tool("fake_protocol", {})
+    span = only_span(ledger_dir)
+    assert span["attributes"]["error.type"] == "-32602"
+    assert span["status"]["code"] == "ERROR"
+
+
+async def test_timeout_stops_the_call_and_records_a_timeout_span(connect: Any, ledger_dir: Path, mode: str) -> None:
+    async with connect(mode, call_timeout=0.2) as (client, _):
+        with anyio.fail_after(10):
+            result = await client.call_tool("fake_sleep", {"seconds": 30})
+    assert result.is_error and "--call-timeout" in result_text(result)
+    span = only_span(ledger_dir)
+    assert span["attributes"]["error.type"] == "timeout"
+    assert (int(span["end_ns"]) - int(span["start_ns"])) / 1e9 < 5
+
+
+async def test_cancellation_by_the_client_is_recorded(connect: Any, ledger_dir: Path, mode: str) -> None:
+    async with connect(mode) as (client, _):
+        with anyio.move_on_after(0.3):
+            await client.call_tool("fake_sleep", {"seconds": 30})
+        with anyio.fail_after(10):
+            while not spans_on_disk(ledger_dir):
+                await anyio.sleep(0.02)
+    span = only_span(ledger_dir)
+    assert span["attributes"]["error.type"] == "cancelled"
+    assert span["status"]["code"] == "ERROR"
+
+
+async def test_malformed_traceparent_starts_a_new_trace(connect: Any, ledger_dir: Path) -> None:
+    async with connect() as (client, _):
+        await client.call_tool("fake_echo", {}, meta={"traceparent": "00-zz-yy-01"})
+    span = only_span(ledger_dir)
+    assert span["parent_span_id"] is None and re.fullmatch(r"[0-9a-f]{32}", span["trace_id"])
+
+
+async def test_prov_tools_are_recorded_too(connect: Any, ledger_dir: Path, mode: str) -> None:
+    async with connect(mode) as (client, _):
+        await client.call_tool("fake_echo", {})
+        result = await client.call_tool("prov_query", {"tool": "fake_echo"})
+    assert [s["tool"] for s in result.structured_content["spans"]] == ["fake_echo"]
+    tools = sorted(s["attributes"]["gen_ai.tool.name"] for s in spans_on_disk(ledger_dir))
+    assert tools == ["fake_echo", "prov_query"]
+
+
+async def test_connection_id_is_stable_within_a_legacy_connection(connect: Any, ledger_dir: Path) -> None:
+    async with connect("legacy") as (client, _):
+        await client.call_tool("fake_echo", {})
+        await client.call_tool("fake_echo", {})
+    ids = {s["attributes"]["mcp-ledger.connection.id"] for s in spans_on_disk(ledger_dir)}
+    assert len(ids) == 1
+
+
+async def test_output_preview_is_bounded_and_marked_truncated(connect: Any, ledger_dir: Path) -> None:
+    async with connect(preview_bytes=64) as (client, _):
+        await client.call_tool("fake_echo", {"text": "x" * 5000})
+    span = only_span(ledger_dir)
+    assert span["input"]["truncated"] and len(span["input"]["preview"]) <= 64
+    assert span["output"]["truncated"] and span["output"]["size"] > 5000
+
+
+async def test_many_concurrent_calls_each_get_exactly_one_span(connect: Any, ledger_dir: Path) -> None:
+    async with connect() as (client, _):
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(client.call_tool, "fake_echo", {"text": str(i)})
+    spans = spans_on_disk(ledger_dir)
+    assert sorted(s["input"]["preview"] for s in spans) == sorted(f'{{"text":"{i}"}}' for i in range(40))
+    assert provenance.verify(ledger_dir).ok

@@ -1,0 +1,122 @@
+"""No planted secret reaches the ledger, an error text, a resource or stderr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import provenance
+from tests.conftest import (
+    ALL_SECRETS,
+    AWS,
+    BASIC,
+    BEARER_TOKEN,
+    GH,
+    GH_PAT,
+    GHO,
+    GHS,
+    HF,
+    JWT,
+    KEYED_TOKEN,
+    PASSWORD,
+    PEM,
+    ledger_bytes,
+    result_text,
+)
+
+PLANTED_TEXT = " ".join([GH, GH_PAT, GHO, GHS, HF, AWS, JWT, PEM, f"Authorization: Bearer {BEARER_TOKEN}", BASIC])
+PLANTED_EXTRA = {
+    "password": PASSWORD,
+    "api_token": KEYED_TOKEN,
+    "headers": {"Authorization": f"Bearer {BEARER_TOKEN}"},
+    "env": [f"DB_PASSWORD={PASSWORD}", "PLAIN=1"],
+    "max_tokens": 512,
+    "kind": "Secret",
+    "data": {"key": "c2VjcmV0"},
+}
+
+
+def assert_no_secret(blob: str | bytes, where: str) -> None:
+    text = blob.decode() if isinstance(blob, bytes) else blob
+    for secret in ALL_SECRETS:
+        assert secret not in text, f"{where} leaks {secret[:6]}…"
+
+
+async def test_secrets_in_arguments_results_and_errors_stay_out_of_everything(
+    connect: Any, ledger_dir: Path, mode: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    async with connect(mode) as (client, _):
+        ok = await client.call_tool("fake_echo", {"text": PLANTED_TEXT, "extra": PLANTED_EXTRA})
+        failed = await client.call_tool("fake_fail", {"text": PLANTED_TEXT})
+        crashed = await client.call_tool("fake_crash", {"text": PLANTED_TEXT})
+        query = await client.call_tool("prov_query", {"limit": 200})
+        span_id = ok.meta[provenance.SPAN_ID_META_KEY]
+        span = await client.call_tool("prov_span", {"span_id": span_id})
+        listing = await client.read_resource("provenance://spans?limit=200")
+        single = await client.read_resource(f"provenance://spans/{span_id}")
+    assert not ok.is_error  # the agent's own result keeps its content
+    assert_no_secret(result_text(failed), "error text of a ToolFailure")
+    assert_no_secret(result_text(crashed), "error text of a crash")
+    assert "[REDACTED:github-token]" in result_text(failed)
+    for name, blob in [
+        ("prov_query", result_text(query)),
+        ("prov_span", result_text(span)),
+        ("spans resource", listing.contents[0].text),
+        ("span resource", single.contents[0].text),
+        ("ledger files", ledger_bytes(ledger_dir)),
+        ("stderr", capfd.readouterr().err),
+    ]:
+        assert_no_secret(blob, name)
+
+
+async def test_redactions_are_recorded_as_paths_and_counts_are_kept(connect: Any, ledger_dir: Path) -> None:
+    async with connect() as (client, _):
+        await client.call_tool("fake_echo", {"text": GH, "extra": PLANTED_EXTRA})
+    (span,) = provenance.iter_spans(ledger_dir)
+    redactions = set(span["input"]["redactions"])
+    assert {
+        "$.text",
+        "$.extra.password",
+        "$.extra.api_token",
+        "$.extra.headers.Authorization",
+        "$.extra.env[0]",
+        "$.extra.data.key",
+    } <= redactions
+    assert '"max_tokens":512' in span["input"]["preview"]
+    assert "PLAIN=[REDACTED]" in span["input"]["preview"]  # env values are secrets by nature; names stay
+
+
+@pytest.mark.parametrize(
+    "planted", [GH, GH_PAT, GHO, GHS, HF, AWS, JWT, PEM, f"Bearer {BEARER_TOKEN}", BASIC], ids=lambda s: s[:8]
+)
+def test_each_value_shape_is_cut_out_of_free_text(planted: str) -> None:
+    text, kinds = provenance.redact_text(f"log line: credential is {planted} (end)")
+    assert kinds and text.endswith("(end)")
+    assert_no_secret(text, "redacted text")
+
+
+def test_pem_block_is_redacted_whole() -> None:
+    text, kinds = provenance.redact_text(f"key:\n{PEM}\nafter")
+    assert "MII" not in text and text.endswith("after") and kinds == ["pem"]
+
+
+@pytest.mark.parametrize(
+    "harmless",
+    [
+        "basic information about the cluster",
+        "the bearer of this note",
+        "a token-bucket rate limiter",
+        "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+    ],
+)
+def test_ordinary_text_is_left_alone(harmless: str) -> None:
+    assert provenance.redact_text(harmless) == (harmless, [])
+
+
+def test_counts_named_like_tokens_are_not_secrets() -> None:
+    payload = {"max_tokens": "256", "prompt_tokens": 12, "usage": {"completion_tokens": 3}, "token": "abc"}
+    redacted, paths = provenance.redact_payload(payload)
+    assert redacted["max_tokens"] == "256" and redacted["usage"] == {"completion_tokens": 3}
+    assert redacted["token"] == provenance.REDACTED and paths == ["$.token"]

@@ -1,0 +1,215 @@
+"""The store on disk: chains, headers, rotation, locks, torn tails, verification of tampering."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import secrets
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import provenance
+from provenance._store import line_digest
+
+
+def synthetic_span(i: int, *, tool: str = "fake_echo", status: str = "OK", start_ns: int | None = None) -> dict[str, Any]:
+    start = start_ns if start_ns is not None else 1_700_000_000_000_000_000 + i * 1_000_000
+    attrs: dict[str, Any] = {"gen_ai.tool.name": tool, "mcp-ledger.tool.group": tool.split("_")[0]}
+    if status == "ERROR":
+        attrs["error.type"] = "tool_error"
+    return {
+        "type": "span",
+        "trace_id": secrets.token_hex(16),
+        "span_id": secrets.token_hex(8),
+        "parent_span_id": None,
+        "name": f"tools/call {tool}",
+        "kind": "SERVER",
+        "start_ns": str(start),
+        "end_ns": str(start + 500_000),
+        "status": {"code": status, "message": None},
+        "attributes": attrs,
+        "input": {"sha256": "0" * 64, "size": 2, "preview": "{}", "truncated": False, "redactions": []},
+        "output": {"sha256": "0" * 64, "size": 2, "preview": "{}", "truncated": False, "redactions": []},
+        "upstream": {},
+    }
+
+
+def write_chain(directory: Path, n: int, **kwargs: Any) -> provenance.SpanStore:
+    store = provenance.SpanStore(directory, fsync="never", **kwargs)
+    for i in range(n):
+        store.append(synthetic_span(i))
+    return store
+
+
+def segment_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.jsonl"))
+
+
+def test_nothing_is_created_until_the_first_span(tmp_path: Path) -> None:
+    store = provenance.SpanStore(tmp_path / "ledger")
+    store.close()
+    assert not (tmp_path / "ledger").exists()
+
+
+def test_chain_starts_with_a_header_and_links_every_line(tmp_path: Path) -> None:
+    write_chain(tmp_path, 5).close()
+    (path,) = segment_files(tmp_path)
+    lines = path.read_bytes().splitlines()
+    records = [orjson.loads(line) for line in lines]
+    assert records[0]["type"] == "header" and records[0]["prev"] is None and records[0]["seq"] == 0
+    for prev_line, record, seq in zip(lines[:-1], records[1:], range(1, 6), strict=True):
+        assert record["seq"] == seq and record["prev"] == line_digest(prev_line)
+    assert all(line == orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS) for line in lines)
+    assert provenance.verify(tmp_path).ok
+
+
+def test_rotation_continues_the_chain_across_segments(tmp_path: Path) -> None:
+    write_chain(tmp_path, 60, segment_bytes=4096).close()
+    files = segment_files(tmp_path)
+    assert len(files) > 3
+    seqs = []
+    for index, path in enumerate(files):
+        first = orjson.loads(path.read_bytes().splitlines()[0])
+        assert first["type"] == "header" and first["segment"] == index
+        assert path.stat().st_size <= 4096
+        seqs += [orjson.loads(line)["seq"] for line in path.read_bytes().splitlines()]
+    assert seqs == list(range(len(seqs)))
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.spans == 60 and len(report.chains) == 1
+
+
+def test_a_missing_middle_segment_is_reported(tmp_path: Path) -> None:
+    write_chain(tmp_path, 60, segment_bytes=4096).close()
+    segment_files(tmp_path)[1].unlink()
+    report = provenance.verify(tmp_path)
+    assert not report.ok and "missing" in report.failures[0].reason
+
+
+def test_the_writer_holds_an_exclusive_lock_on_its_segment(tmp_path: Path) -> None:
+    store = write_chain(tmp_path, 1)
+    (path,) = segment_files(tmp_path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        store.close()
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+
+def test_torn_last_line_is_set_aside_and_chain_ends_at_last_good_line(tmp_path: Path) -> None:
+    write_chain(tmp_path, 3).close()
+    (path,) = segment_files(tmp_path)
+    good = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(b'{"attributes":{"gen_ai.tool.name":"half-writ')
+    assert not provenance.verify(tmp_path).ok
+    # The next writer to open the directory repairs what a dead writer left behind.
+    write_chain(tmp_path, 1).close()
+    assert path.read_bytes() == good
+    assert path.with_name(path.name + ".torn").read_bytes().startswith(b'{"attributes"')
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.torn_files == [path.name + ".torn"] and len(report.chains) == 2
+
+
+def test_garbage_last_line_with_a_newline_counts_as_torn(tmp_path: Path) -> None:
+    write_chain(tmp_path, 2).close()
+    (path,) = segment_files(tmp_path)
+    with open(path, "ab") as f:
+        f.write(b"\x00\x00\x00\x00\n")
+    assert provenance.recover_torn_tails(tmp_path) == [path]
+    assert provenance.verify(tmp_path).ok
+
+
+def test_a_live_writers_segment_is_never_touched(tmp_path: Path) -> None:
+    store = write_chain(tmp_path, 2)
+    (path,) = segment_files(tmp_path)
+    with open(path, "ab") as f:
+        f.write(b'{"partial')  # as if mid-write
+    assert provenance.recover_torn_tails(tmp_path) == []
+    assert path.read_bytes().endswith(b'{"partial')
+    assert provenance.verify(tmp_path).ok  # an unfinished line of a live writer is not a break
+    store.close()
+
+
+def _mutate(path: Path, how: str, line_no: int) -> None:
+    lines = path.read_bytes().split(b"\n")[:-1]
+    match how:
+        case "edit":
+            line = bytearray(lines[line_no])
+            pos = line.index(b'"preview":"') + len(b'"preview":"')
+            line[pos] = ord("X") if line[pos] != ord("X") else ord("Y")
+            lines[line_no] = bytes(line)
+        case "delete":
+            del lines[line_no]
+        case "swap":
+            lines[line_no], lines[line_no + 1] = lines[line_no + 1], lines[line_no]
+        case "insert":
+            forged = orjson.loads(lines[line_no])
+            forged["span_id"] = "f" * 16
+            lines.insert(line_no + 1, orjson.dumps(forged, option=orjson.OPT_SORT_KEYS))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("how", "line_no", "reported_line", "words"),
+    [
+        ("edit", 4, 6, "prev does not match the digest of line 5"),
+        ("delete", 4, 5, "seq is 5, expected 4"),
+        ("swap", 4, 5, "seq is 5, expected 4"),
+        ("insert", 4, 6, "seq is 4, expected 5"),
+    ],
+)
+def test_verify_names_file_and_line_of_each_kind_of_tampering(
+    tmp_path: Path, how: str, line_no: int, reported_line: int, words: str
+) -> None:
+    write_chain(tmp_path, 10).close()
+    (path,) = segment_files(tmp_path)
+    _mutate(path, how, line_no)
+    report = provenance.verify(tmp_path)
+    assert not report.ok
+    (failure,) = report.failures
+    assert failure.file == path.name and failure.line == reported_line and words in failure.reason
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    how=st.sampled_from(["edit", "delete", "swap", "insert"]),
+    seed=st.integers(0, 10_000),
+    segment_bytes=st.sampled_from([3000, 8000, 1 << 20]),
+)
+def test_any_mutation_inside_a_chain_is_caught(tmp_path: Path, how: str, seed: int, segment_bytes: int) -> None:
+    directory = tmp_path / f"{how}-{seed}-{segment_bytes}"
+    write_chain(directory, 25, segment_bytes=segment_bytes).close()
+    files = segment_files(directory)
+    rng = random.Random(seed)
+    # Inside a chain: not the chain's very last line (a cut-off tail needs checkpoints).
+    candidates = []
+    for path in files:
+        count = len(path.read_bytes().splitlines())
+        last_file = path == files[-1]
+        top = count - (2 if how in ("swap", "edit") and last_file else 1) - (1 if last_file and how != "insert" else 0)
+        candidates += [(path, i) for i in range(1, max(1, top + 1)) if not (how == "swap" and i + 1 >= count)]
+    path, line_no = rng.choice(candidates)
+    _mutate(path, how, line_no)
+    assert not provenance.verify(directory).ok
+
+
+def test_verify_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import main
+
+    write_chain(tmp_path, 5).close()
+    assert main(["verify", "--ledger-dir", str(tmp_path)]) == 0
+    assert "verified: 1 chain(s), 5 spans" in capsys.readouterr().out
+    (path,) = segment_files(tmp_path)
+    _mutate(path, "delete", 2)
+    assert main(["verify", "--ledger-dir", str(tmp_path), "--json"]) == 1
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["failures"][0]["file"] == path.name and report["failures"][0]["line"] == 3

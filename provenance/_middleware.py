@@ -79,7 +79,8 @@ class _Span:
         self.start_ns = time.time_ns()
         params = ctx.params or {}
         raw_name = params.get("name")
-        self.tool = raw_name if isinstance(raw_name, str) else None
+        # A tool name is caller input like any other; it must not carry a secret into the ledger.
+        self.tool = redact_text(raw_name)[0] if isinstance(raw_name, str) else None
         self.arguments = params.get("arguments")
         self.span_id = secrets.token_hex(8)
         self.trace_id, self.parent_span_id = _trace_parent(ctx.meta)
@@ -111,7 +112,7 @@ class _Span:
             "start_ns": str(self.start_ns),
             "end_ns": str(end_ns),
             "status": {"code": "ERROR" if self.error_type else "OK", "message": self.message},
-            "attributes": attributes,
+            "attributes": redact_payload(attributes, "$")[0],
             "input": _digest(self.arguments if self.arguments is not None else {}, "$", preview_bytes),
             "output": _digest(_output_payload(result), "$", preview_bytes),
             "upstream": redact_payload(self.facts.upstream, "$")[0],
@@ -194,6 +195,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         span = _Span(ctx, self)
         token = current_call.set(span.facts)
         result: dict[str, Any] | None = None
+        refusal: str | None = None
         try:
             refusal = self._refusal()
             if refusal is not None:
@@ -218,7 +220,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             recorded = self._record(span, result)
         if result is None:
             return result
-        if not recorded and self.on_record_failure == "refuse":
+        if not recorded and refusal is None and self.on_record_failure == "refuse":
             result = _error_result(
                 f"the call ran but could not be recorded in the ledger ({self.store.failure}); "
                 "further calls are refused until the ledger is writable again"

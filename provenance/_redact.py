@@ -25,9 +25,10 @@ __all__ = ["REDACTED", "redact_payload", "redact_text"]
 REDACTED = "[REDACTED]"
 
 _VALUE_RULES: list[tuple[str, str]] = [
-    ("github-token", r"\bgh[pousr]_[A-Za-z0-9]{30,255}"),
-    ("github-pat", r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),
-    ("hf-token", r"\bhf_[A-Za-z0-9]{30,}"),
+    # Prefixed tokens may follow an underscore (``tool_ghp_…``): no \b before them.
+    ("github-token", r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,255}"),
+    ("github-pat", r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{22,255}"),
+    ("hf-token", r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}"),
     ("aws-access-key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     ("jwt", r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"),
     (

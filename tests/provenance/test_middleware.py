@@ -190,10 +190,9 @@ async def test_output_preview_is_bounded_and_marked_truncated(connect: Any, ledg
 
 
 async def test_many_concurrent_calls_each_get_exactly_one_span(connect: Any, ledger_dir: Path) -> None:
-    async with connect() as (client, _):
-        async with anyio.create_task_group() as tg:
-            for i in range(40):
-                tg.start_soon(client.call_tool, "fake_echo", {"text": str(i)})
+    async with connect() as (client, _), anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(client.call_tool, "fake_echo", {"text": str(i)})
     spans = spans_on_disk(ledger_dir)
     assert sorted(s["input"]["preview"] for s in spans) == sorted(f'{{"text":"{i}"}}' for i in range(40))
     assert provenance.verify(ledger_dir).ok

@@ -18,7 +18,9 @@ import provenance
 from provenance._store import line_digest
 
 
-def synthetic_span(i: int, *, tool: str = "fake_echo", status: str = "OK", start_ns: int | None = None) -> dict[str, Any]:
+def synthetic_span(
+    i: int, *, tool: str = "fake_echo", status: str = "OK", start_ns: int | None = None
+) -> dict[str, Any]:
     start = start_ns if start_ns is not None else 1_700_000_000_000_000_000 + i * 1_000_000
     attrs: dict[str, Any] = {"gen_ai.tool.name": tool, "mcp-ledger.tool.group": tool.split("_")[0]}
     if status == "ERROR":

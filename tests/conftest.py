@@ -29,13 +29,25 @@ GHS = "ghs_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8"
 HF = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"
 AWS = "AKIA" + "IOSFODNN7EXAMPLQ"
 JWT = "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIn0." + "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
-PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----"
+PEM_BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"
+PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
 BEARER_TOKEN = "s3cr3tBearerValue_0123456789abcdef"
 BASIC = "Basic " + "YWxhZGRpbjpvcGVuc2VzYW1l"  # aladdin:opensesame
 PASSWORD = "hunter2-correct-horse"
 KEYED_TOKEN = "plain-looking-value-under-a-token-key"
 
-VALUE_SECRETS = [GH, GH_PAT, GHO, GHS, HF, AWS, JWT, BEARER_TOKEN, "YWxhZGRpbjpvcGVuc2VzYW1l", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"]
+VALUE_SECRETS = [
+    GH,
+    GH_PAT,
+    GHO,
+    GHS,
+    HF,
+    AWS,
+    JWT,
+    BEARER_TOKEN,
+    "YWxhZGRpbjpvcGVuc2VzYW1l",
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+]
 ALL_SECRETS = [*VALUE_SECRETS, PASSWORD, KEYED_TOKEN]
 
 
@@ -111,9 +123,7 @@ def fake_group() -> ToolGroup:
 
 
 def make_app(ledger_dir: Path, **settings: Any) -> LedgerApp:
-    return create_app(
-        ServerSettings(ledger_dir=ledger_dir, **settings), groups=[prov.register(), fake_group()]
-    )
+    return create_app(ServerSettings(ledger_dir=ledger_dir, **settings), groups=[prov.register(), fake_group()])
 
 
 @pytest.fixture

@@ -2,13 +2,14 @@
 
 from collections.abc import Callable
 
-from tools import prov
+from tools import github, prov
 from tools._group import ToolGroup
 
 # Toolset name -> register function. A group module imports its heavy client library lazily
 # (inside its backend factory), so listing groups stays cheap at start-up.
 REGISTRY: dict[str, Callable[[], ToolGroup]] = {
     "prov": prov.register,
+    "github": github.register,
 }
 
 

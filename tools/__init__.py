@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from tools import github, prov
+from tools import docker, github, prov
 from tools._group import ToolGroup
 
 # Toolset name -> register function. A group module imports its heavy client library lazily
@@ -10,6 +10,7 @@ from tools._group import ToolGroup
 REGISTRY: dict[str, Callable[[], ToolGroup]] = {
     "prov": prov.register,
     "github": github.register,
+    "docker": docker.register,
 }
 
 

@@ -1,0 +1,1006 @@
+"""docker: containers and images on a Docker engine — inspect, logs, stats, start/stop/restart, pull, run, remove.
+
+The engine is the one the Docker CLI would use: ``--docker-host``, else ``DOCKER_HOST`` (with
+``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``), else the current CLI context, else the local socket.
+Every call records the container and image ids it touched and the engine and API versions.
+Container environment values and secret-like labels are redacted in results; keys are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+import anyio
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+import provenance
+from tools._group import GroupSettings, InvalidArguments, ToolFailure, ToolGroup
+from tools.docker._engine import DockerEngine, connect
+
+__all__ = ["DockerSettings", "register"]
+
+
+class DockerSettings(GroupSettings):
+    host: str | None = Field(
+        default=None,
+        description="engine address (unix:///run/docker.sock, tcp://127.0.0.1:2375); default DOCKER_HOST, "
+        "then the current Docker CLI context, then /var/run/docker.sock",
+    )
+    allow_binds: list[str] = Field(
+        default_factory=list,
+        description="host paths that docker_container_run may bind-mount (a path allows everything under it)",
+    )
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+ContainerRef = Field(description="Container id, unique id prefix, or name", min_length=1, max_length=256)
+ImageRef = Field(description="Image reference (name[:tag], name@sha256:…) or image id", min_length=1, max_length=512)
+Limit = Field(default=50, ge=1, le=200, description="Page size")
+Cursor = Field(default=None, max_length=256, description="next_cursor from the previous page")
+TimeArg = Field(
+    default=None,
+    max_length=64,
+    description="ISO-8601 time (no offset = UTC), a Unix timestamp, or an age such as 30s, 15m, 2h, 7d",
+)
+
+
+class EngineFacts(BaseModel):
+    engine_version: str
+    api_version: str
+
+
+class SystemInfoArgs(_Args):
+    pass
+
+
+class SystemInfo(BaseModel):
+    engine: EngineFacts
+    address: str = Field(description="The engine address and where it came from")
+    os: str
+    kernel_version: str
+    operating_system: str
+    architecture: str
+    cpus: int
+    memory_bytes: int
+    storage_driver: str
+    containers: int
+    containers_running: int
+    containers_paused: int
+    containers_stopped: int
+    images: int
+    warnings: list[str]
+
+
+ContainerStatus = Literal["created", "restarting", "running", "removing", "paused", "exited", "dead"]
+
+
+class ContainerListArgs(_Args):
+    all: bool = Field(default=False, description="Include stopped containers (default: running only)")
+    name: str | None = Field(default=None, max_length=256, description="Only names containing this text")
+    label: list[str] = Field(
+        default_factory=list, max_length=16, description="Only with these labels: key or key=value"
+    )
+    status: ContainerStatus | None = Field(default=None, description="Only containers in this state (implies all)")
+    ancestor: str | None = Field(
+        default=None, max_length=512, description="Only containers of this image (or its children)"
+    )
+    limit: int = Limit
+    cursor: str | None = Cursor
+
+
+class ContainerSummary(BaseModel):
+    id: str
+    name: str
+    image: str
+    image_id: str
+    command: str
+    created: str = Field(description="ISO-8601, UTC")
+    state: str
+    status: str = Field(description="The engine's human status, e.g. 'Exited (1) 5 minutes ago'")
+    exit_code: int | None = Field(description="For exited containers, parsed from the status")
+    labels: dict[str, str] = Field(description="Secret-like labels redacted")
+
+
+class ContainerList(BaseModel):
+    containers: list[ContainerSummary] = Field(description="Newest first")
+    total: int = Field(description="Containers matching the filters, on all pages")
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
+
+
+class ContainerArgs(_Args):
+    container: str = ContainerRef
+
+
+class ContainerState(BaseModel):
+    status: str
+    running: bool
+    paused: bool
+    restarting: bool
+    oom_killed: bool
+    dead: bool
+    pid: int
+    exit_code: int
+    error: str
+    started_at: str | None
+    finished_at: str | None
+    health: str | None
+
+
+class ContainerDetails(BaseModel):
+    id: str
+    name: str
+    image: str = Field(description="The image reference the container was created from")
+    image_id: str
+    created: str
+    state: ContainerState
+    restart_count: int
+    command: list[str]
+    entrypoint: list[str]
+    env: list[str] = Field(description="KEY=[REDACTED]: names kept, values redacted")
+    labels: dict[str, str] = Field(description="Secret-like labels redacted")
+    working_dir: str
+    user: str
+    tty: bool
+    network_mode: str
+    networks: list[str]
+    restart_policy: str
+    auto_remove: bool
+    privileged: bool
+    memory_limit_bytes: int
+    nano_cpus: int
+    mounts: list[dict[str, Any]] = Field(description="Type, source, destination, mode, rw")
+
+
+class ContainerLogsArgs(_Args):
+    container: str = ContainerRef
+    tail: int = Field(default=100, ge=1, le=10_000, description="Last lines to return (after grep)")
+    since: str | None = TimeArg
+    until: str | None = TimeArg
+    timestamps: bool = Field(default=False, description="Prefix each line with its RFC 3339 timestamp")
+    stdout: bool = Field(default=True, description="Include stdout")
+    stderr: bool = Field(default=True, description="Include stderr")
+    grep: str | None = Field(
+        default=None, max_length=256, description="Only lines matching this regular expression (Python syntax)"
+    )
+    max_bytes: int = Field(default=65_536, ge=256, le=1_048_576, description="Most bytes of log text to return")
+
+    @field_validator("grep")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression ({exc.msg})") from None
+        return value
+
+
+class LogLine(BaseModel):
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+class ContainerLogs(BaseModel):
+    container_id: str
+    container_name: str
+    lines: list[LogLine] = Field(description="Oldest first")
+    truncated: bool = Field(description="True when lines were left out (see note)")
+    note: str | None = Field(description="What was left out and how to see it")
+
+
+class ContainerStatsArgs(_Args):
+    container: str = ContainerRef
+
+
+class ContainerStats(BaseModel):
+    container_id: str
+    container_name: str
+    read_at: str
+    running: bool
+    cpu_percent: float = Field(description="Over the engine's ~1 s sample; 100 = one full CPU")
+    online_cpus: int
+    memory_usage_bytes: int = Field(description="Without the page cache, like `docker stats`")
+    memory_limit_bytes: int
+    memory_percent: float
+    network_rx_bytes: int
+    network_tx_bytes: int
+    block_read_bytes: int
+    block_write_bytes: int
+    pids: int
+
+
+class ImageListArgs(_Args):
+    reference: str | None = Field(
+        default=None, max_length=512, description="Only images matching name[:tag] (globs ok)"
+    )
+    label: list[str] = Field(
+        default_factory=list, max_length=16, description="Only with these labels: key or key=value"
+    )
+    dangling: bool | None = Field(default=None, description="Only untagged (true) or tagged (false) images")
+    limit: int = Limit
+    cursor: str | None = Cursor
+
+
+class ImageSummary(BaseModel):
+    id: str
+    repo_tags: list[str]
+    repo_digests: list[str]
+    created: str
+    size_bytes: int
+    containers: int = Field(description="Containers using the image; -1 when the engine did not count")
+    labels: dict[str, str]
+
+
+class ImageList(BaseModel):
+    images: list[ImageSummary] = Field(description="Newest first")
+    total: int
+    next_cursor: str | None
+
+
+class ImageArgs(_Args):
+    image: str = ImageRef
+
+
+class ImageDetails(BaseModel):
+    id: str
+    repo_tags: list[str]
+    repo_digests: list[str]
+    created: str
+    size_bytes: int
+    architecture: str
+    os: str
+    author: str
+    command: list[str]
+    entrypoint: list[str]
+    env: list[str] = Field(description="KEY=[REDACTED]: names kept, values redacted")
+    labels: dict[str, str]
+    working_dir: str
+    user: str
+    exposed_ports: list[str]
+    layers: list[str]
+
+
+class ContainerStopArgs(_Args):
+    container: str = ContainerRef
+    timeout_seconds: int = Field(default=10, ge=0, le=300, description="Seconds to wait before killing the container")
+
+
+class ContainerChange(BaseModel):
+    id: str
+    name: str
+    changed: bool = Field(description="False when the container already was in the wanted state")
+    state: ContainerState
+
+
+class ImagePullArgs(_Args):
+    image: str = Field(
+        description="name[:tag] or name@sha256:… (tag latest when neither)", min_length=1, max_length=512
+    )
+    platform: str | None = Field(default=None, max_length=64, description="os[/arch[/variant]], e.g. linux/amd64")
+
+
+class ImagePull(BaseModel):
+    image: str
+    image_id: str
+    repo_digest: str | None
+    status: str = Field(description="The engine's last status, e.g. 'Downloaded newer image for …'")
+    layers: int = Field(description="Layers the engine reported")
+
+
+class ContainerRunArgs(_Args):
+    image: str = Field(description="A local image (pull it first with docker_image_pull)", min_length=1, max_length=512)
+    command: list[str] | None = Field(default=None, max_length=256, description="Command and arguments (exec form)")
+    entrypoint: list[str] | None = Field(default=None, max_length=64)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment; values never appear in results or the ledger"
+    )
+    name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+    labels: dict[str, str] = Field(default_factory=dict)
+    detach: bool = Field(default=True, description="Return once started; false waits for the exit (timeout_seconds)")
+    auto_remove: bool = Field(default=False, description="Remove the container when it exits")
+    network: str | None = Field(
+        default=None, max_length=128, description="none, host, or a network name (default: the engine's)"
+    )
+    cpus: float | None = Field(default=None, gt=0, le=1024, description="CPU limit, e.g. 0.5")
+    memory_bytes: int | None = Field(default=None, ge=6 * 1024 * 1024, description="Memory limit in bytes")
+    working_dir: str | None = Field(default=None, max_length=1024)
+    user: str | None = Field(default=None, max_length=128)
+    timeout_seconds: float = Field(default=60, gt=0, le=3600, description="When not detached: wait at most this long")
+    max_bytes: int = Field(default=65_536, ge=256, le=1_048_576, description="When not detached: most output bytes")
+    binds: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="HOST_PATH:CONTAINER_PATH[:ro]; host paths only where the operator allowed (--docker-allow-binds)",
+    )
+    privileged: bool = Field(default=False, description="Refused: privileged containers are not offered")
+    cap_add: list[str] = Field(default_factory=list, max_length=16, description="Refused: added capabilities")
+    pid_mode: str | None = Field(default=None, max_length=64, description="Refused when 'host'")
+    ipc_mode: str | None = Field(default=None, max_length=64, description="Refused when 'host'")
+
+
+class ContainerRun(BaseModel):
+    id: str
+    name: str
+    image_id: str
+    detached: bool
+    status: str
+    exit_code: int | None = Field(description="Null while the container runs")
+    timed_out: bool = Field(description="True when it was still running after timeout_seconds (it keeps running)")
+    removed: bool
+    output: list[LogLine] = Field(description="When not detached: the container's output, oldest first")
+    truncated: bool
+    note: str | None
+
+
+class ContainerRemoveArgs(_Args):
+    container: str = ContainerRef
+    force: bool = Field(default=False, description="Kill a running container first")
+    volumes: bool = Field(default=False, description="Also remove its anonymous volumes")
+
+
+class ContainerRemoval(BaseModel):
+    id: str
+    name: str
+    removed: bool
+
+
+class ImageRemoveArgs(_Args):
+    image: str = ImageRef
+    force: bool = Field(default=False, description="Remove even if stopped containers use it or it has other tags")
+
+
+class ImageRemoval(BaseModel):
+    image_id: str
+    untagged: list[str]
+    deleted: list[str]
+
+
+def _iso(value: Any) -> str:
+    """Engine timestamps are Unix seconds in lists and RFC 3339 (nanoseconds) in inspect bodies."""
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat().replace("+00:00", "Z")
+    return str(value or "")
+
+
+def _optional_time(value: Any) -> str | None:
+    text = _iso(value)
+    return None if not text or text.startswith("0001-01-01") else text
+
+
+_AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _unix_time(value: str, name: str) -> str:
+    """ISO-8601, Unix seconds or an age -> the Unix seconds the engine takes for since/until."""
+    text = value.strip()
+    if age := _AGE_RE.match(text):
+        return f"{dt.datetime.now(dt.UTC).timestamp() - float(age.group(1)) * _AGE_SECONDS[age.group(2)]:.3f}"
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return text
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArguments(f"{name}: use ISO-8601 (2024-05-01T12:00:00Z), Unix seconds or an age (15m)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return f"{moment.timestamp():.3f}"
+
+
+def _labels(labels: Any) -> dict[str, str]:
+    """Secret-like labels (by key or by value shape) are redacted; the keys stay."""
+    redacted, _ = provenance.redact_payload(dict(labels or {}))
+    return {str(k): str(v) for k, v in redacted.items()}
+
+
+def _env(env: Any) -> list[str]:
+    return [str(item) for item in provenance.redact_env_values(list(env or []))]
+
+
+_EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
+
+
+def _exit_code_from_status(status: str) -> int | None:
+    match = _EXITED_RE.match(status)
+    return int(match.group(1)) if match else None
+
+
+def _page(items: list[Any], key: str, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    """Keyset paging over items already in their stable order; the cursor is the last key shown."""
+    start = 0
+    if cursor is not None:
+        keys = [item[key] for item in items]
+        if cursor not in keys:
+            raise InvalidArguments("cursor: not from this listing (the object is gone); list again without a cursor")
+        start = keys.index(cursor) + 1
+    page = items[start : start + limit]
+    more = start + limit < len(items)
+    return page, (page[-1][key] if more and page else None)
+
+
+async def _annotate_engine(engine: DockerEngine) -> EngineFacts:
+    version = await engine.version()
+    facts = EngineFacts(engine_version=str(version.get("Version", "")), api_version=str(version.get("ApiVersion", "")))
+    provenance.annotate(engine_version=facts.engine_version, api_version=facts.api_version)
+    return facts
+
+
+def _container_state(raw: dict[str, Any]) -> ContainerState:
+    state = raw.get("State") or {}
+    health = state.get("Health") or {}
+    return ContainerState(
+        status=str(state.get("Status", "")),
+        running=bool(state.get("Running")),
+        paused=bool(state.get("Paused")),
+        restarting=bool(state.get("Restarting")),
+        oom_killed=bool(state.get("OOMKilled")),
+        dead=bool(state.get("Dead")),
+        pid=int(state.get("Pid") or 0),
+        exit_code=int(state.get("ExitCode") or 0),
+        error=str(state.get("Error") or ""),
+        started_at=_optional_time(state.get("StartedAt")),
+        finished_at=_optional_time(state.get("FinishedAt")),
+        health=health.get("Status"),
+    )
+
+
+def _name(raw: dict[str, Any]) -> str:
+    return str(raw.get("Name") or "").lstrip("/")
+
+
+async def _inspect(engine: DockerEngine, ref: str) -> dict[str, Any]:
+    """Inspect and record which container this call is about (id, name, image id)."""
+    raw = await engine.inspect_container(ref)
+    provenance.annotate(container_id=raw.get("Id"), container_name=_name(raw), image_id=raw.get("Image"))
+    return raw
+
+
+async def docker_system_info(args: SystemInfoArgs, engine: DockerEngine, ctx: Context) -> SystemInfo:
+    """Engine and API version, host OS, CPUs and memory, and container/image counts of the Docker engine."""
+    facts = await _annotate_engine(engine)
+    info = await engine.info()
+    return SystemInfo(
+        engine=facts,
+        address=engine.address.shown,
+        os=str(info.get("OSType", "")),
+        kernel_version=str(info.get("KernelVersion", "")),
+        operating_system=str(info.get("OperatingSystem", "")),
+        architecture=str(info.get("Architecture", "")),
+        cpus=int(info.get("NCPU") or 0),
+        memory_bytes=int(info.get("MemTotal") or 0),
+        storage_driver=str(info.get("Driver", "")),
+        containers=int(info.get("Containers") or 0),
+        containers_running=int(info.get("ContainersRunning") or 0),
+        containers_paused=int(info.get("ContainersPaused") or 0),
+        containers_stopped=int(info.get("ContainersStopped") or 0),
+        images=int(info.get("Images") or 0),
+        warnings=[str(w) for w in info.get("Warnings") or []][:20],
+    )
+
+
+async def docker_container_list(args: ContainerListArgs, engine: DockerEngine, ctx: Context) -> ContainerList:
+    """List containers, newest first: running only by default, or all; filter by name, label, status, image.
+
+    Exited containers show their exit code. Paginated: pass next_cursor as cursor for the next page."""
+    await _annotate_engine(engine)
+    filters: dict[str, list[str]] = {}
+    if args.name:
+        filters["name"] = [args.name]
+    if args.label:
+        filters["label"] = list(args.label)
+    if args.status:
+        filters["status"] = [args.status]
+    if args.ancestor:
+        filters["ancestor"] = [args.ancestor]
+    raw = await engine.list_containers(all_=args.all or args.status is not None, filters=filters)
+    raw.sort(key=lambda c: (-int(c.get("Created") or 0), str(c.get("Id"))))
+    page, next_cursor = _page(raw, "Id", args.limit, args.cursor)
+    containers = [
+        ContainerSummary(
+            id=str(c.get("Id", "")),
+            name=str((c.get("Names") or [""])[0]).lstrip("/"),
+            image=str(c.get("Image", "")),
+            image_id=str(c.get("ImageID", "")),
+            command=str(c.get("Command", ""))[:512],
+            created=_iso(c.get("Created")),
+            state=str(c.get("State", "")),
+            status=str(c.get("Status", "")),
+            exit_code=_exit_code_from_status(str(c.get("Status", ""))),
+            labels=_labels(c.get("Labels")),
+        )
+        for c in page
+    ]
+    provenance.annotate(container_ids=[c.id for c in containers], container_names=[c.name for c in containers])
+    return ContainerList(containers=containers, total=len(raw), next_cursor=next_cursor)
+
+
+async def docker_container_inspect(args: ContainerArgs, engine: DockerEngine, ctx: Context) -> ContainerDetails:
+    """Details of one container: state and exit code, command, image, env names (values redacted), labels,
+    network, limits and mounts."""
+    await _annotate_engine(engine)
+    raw = await _inspect(engine, args.container)
+    config = raw.get("Config") or {}
+    host = raw.get("HostConfig") or {}
+    networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
+    restart = host.get("RestartPolicy") or {}
+    provenance.annotate(exit_code=(raw.get("State") or {}).get("ExitCode"))
+    return ContainerDetails(
+        id=str(raw.get("Id", "")),
+        name=_name(raw),
+        image=str(config.get("Image", "")),
+        image_id=str(raw.get("Image", "")),
+        created=_iso(raw.get("Created")),
+        state=_container_state(raw),
+        restart_count=int(raw.get("RestartCount") or 0),
+        command=[str(a) for a in config.get("Cmd") or []][:256],
+        entrypoint=[str(a) for a in config.get("Entrypoint") or []][:64],
+        env=_env(config.get("Env"))[:256],
+        labels=_labels(config.get("Labels")),
+        working_dir=str(config.get("WorkingDir", "")),
+        user=str(config.get("User", "")),
+        tty=bool(config.get("Tty")),
+        network_mode=str(host.get("NetworkMode", "")),
+        networks=sorted(networks)[:32],
+        restart_policy=str(restart.get("Name") or "no"),
+        auto_remove=bool(host.get("AutoRemove")),
+        privileged=bool(host.get("Privileged")),
+        memory_limit_bytes=int(host.get("Memory") or 0),
+        nano_cpus=int(host.get("NanoCpus") or 0),
+        mounts=[
+            {
+                "type": m.get("Type"),
+                "source": m.get("Source") or m.get("Name"),
+                "destination": m.get("Destination"),
+                "mode": m.get("Mode"),
+                "rw": m.get("RW"),
+            }
+            for m in (raw.get("Mounts") or [])[:64]
+        ],
+    )
+
+
+async def _read_logs(
+    engine: DockerEngine,
+    raw: dict[str, Any],
+    *,
+    tail: int,
+    max_bytes: int,
+    stdout: bool = True,
+    stderr: bool = True,
+    timestamps: bool = False,
+    since: str | None = None,
+    until: str | None = None,
+    grep: str | None = None,
+) -> tuple[list[LogLine], bool, str | None]:
+    """Fetch, demultiplex, filter and bound a container's log; returns lines, truncated, note."""
+    # One line more than wanted, so that "there is more" can be stated; grep scans a wider window.
+    scan = tail + 1 if grep is None else max(tail, 10_000)
+    params: dict[str, Any] = {"stdout": stdout, "stderr": stderr, "timestamps": timestamps, "tail": scan}
+    if since:
+        params["since"] = _unix_time(since, "since")
+    if until:
+        params["until"] = _unix_time(until, "until")
+    tty = bool((raw.get("Config") or {}).get("Tty"))
+    pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+    lines: list[LogLine] = []
+    # A hard cap on what is read, so one huge line cannot exhaust memory; reported below if hit.
+    read_cap, read_total, capped = max(4 * max_bytes, 1 << 20) * (4 if grep else 1), 0, False
+
+    def flush(stream: str, complete: bool) -> None:
+        *done, rest = pending[stream].split(b"\n")
+        if not complete and rest:
+            pending[stream] = rest
+        else:
+            pending[stream] = b""
+            if rest:
+                done.append(rest)
+        for line in done:
+            lines.append(LogLine(stream=stream, text=line.decode("utf-8", "replace").rstrip("\r")))  # type: ignore[arg-type]
+
+    async for frame in engine.container_logs(str(raw["Id"]), params, tty=tty):
+        read_total += len(frame.data)
+        pending[frame.stream] += frame.data
+        flush(frame.stream, complete=False)
+        if read_total > read_cap:
+            capped = True
+            break
+    for stream in pending:
+        flush(stream, complete=True)
+
+    notes: list[str] = []
+    if grep is not None:
+        pattern = re.compile(grep)
+        matched = [line for line in lines if pattern.search(line.text)]
+        if len(lines) >= scan:
+            notes.append(f"grep searched the last {scan} lines only; narrow with since/until to search further back")
+        lines = matched
+    truncated = capped
+    if capped:
+        notes.append(f"stopped reading after {read_total} bytes; narrow with since/until or tail")
+    if len(lines) > tail:
+        lines, truncated = lines[-tail:], True
+    kept: list[LogLine] = []
+    size = 0
+    for line in reversed(lines):
+        size += len(line.text.encode()) + 1
+        if size > max_bytes:
+            truncated = True
+            notes.append(
+                f"{len(lines) - len(kept)} earlier lines left out to fit max_bytes={max_bytes}; "
+                "raise max_bytes or narrow with until"
+            )
+            break
+        kept.append(line)
+    kept.reverse()
+    if truncated and not notes:
+        notes.append(f"showing the last {len(kept)} lines; raise tail or use since/until for more")
+    return kept, truncated, "; ".join(notes) or None
+
+
+async def docker_container_logs(args: ContainerLogsArgs, engine: DockerEngine, ctx: Context) -> ContainerLogs:
+    """A container's log, stdout and stderr told apart: the last 100 lines by default.
+
+    since/until, timestamps, a grep regex and max_bytes narrow it; any truncation is stated in note."""
+    if not (args.stdout or args.stderr):
+        raise InvalidArguments("stdout, stderr: at least one of them must be true")
+    await _annotate_engine(engine)
+    raw = await _inspect(engine, args.container)
+    lines, truncated, note = await _read_logs(
+        engine,
+        raw,
+        tail=args.tail,
+        max_bytes=args.max_bytes,
+        stdout=args.stdout,
+        stderr=args.stderr,
+        timestamps=args.timestamps,
+        since=args.since,
+        until=args.until,
+        grep=args.grep,
+    )
+    provenance.annotate(untrusted_content=True, log_lines=len(lines))
+    return ContainerLogs(
+        container_id=str(raw["Id"]), container_name=_name(raw), lines=lines, truncated=truncated, note=note
+    )
+
+
+def _sum_blkio(stats: dict[str, Any], op: str) -> int:
+    entries = (stats.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
+    return sum(int(e.get("value") or 0) for e in entries if str(e.get("op", "")).lower() == op)
+
+
+async def docker_container_stats(args: ContainerStatsArgs, engine: DockerEngine, ctx: Context) -> ContainerStats:
+    """One resource snapshot of a container: CPU %, memory use and limit, network and block I/O, pids."""
+    await _annotate_engine(engine)
+    raw = await _inspect(engine, args.container)
+    stats = await engine.container_stats(str(raw["Id"]))
+    cpu, pre = stats.get("cpu_stats") or {}, stats.get("precpu_stats") or {}
+    cpu_delta = int((cpu.get("cpu_usage") or {}).get("total_usage") or 0) - int(
+        (pre.get("cpu_usage") or {}).get("total_usage") or 0
+    )
+    system_delta = int(cpu.get("system_cpu_usage") or 0) - int(pre.get("system_cpu_usage") or 0)
+    online = int(cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1)
+    cpu_percent = cpu_delta / system_delta * online * 100 if cpu_delta > 0 and system_delta > 0 else 0.0
+    memory = stats.get("memory_stats") or {}
+    details = memory.get("stats") or {}
+    # Like the Docker CLI: cgroup v2 reports inactive_file, v1 total_inactive_file, older v1 cache.
+    cache = details.get("inactive_file", details.get("total_inactive_file", details.get("cache", 0)))
+    usage = max(int(memory.get("usage") or 0) - int(cache or 0), 0)
+    limit = int(memory.get("limit") or 0)
+    networks = stats.get("networks") or {}
+    return ContainerStats(
+        container_id=str(raw["Id"]),
+        container_name=_name(raw),
+        read_at=str(stats.get("read", "")),
+        running=bool((raw.get("State") or {}).get("Running")),
+        cpu_percent=round(cpu_percent, 2),
+        online_cpus=online,
+        memory_usage_bytes=usage,
+        memory_limit_bytes=limit,
+        memory_percent=round(usage / limit * 100, 2) if limit else 0.0,
+        network_rx_bytes=sum(int(n.get("rx_bytes") or 0) for n in networks.values()),
+        network_tx_bytes=sum(int(n.get("tx_bytes") or 0) for n in networks.values()),
+        block_read_bytes=_sum_blkio(stats, "read"),
+        block_write_bytes=_sum_blkio(stats, "write"),
+        pids=int((stats.get("pids_stats") or {}).get("current") or 0),
+    )
+
+
+async def docker_image_list(args: ImageListArgs, engine: DockerEngine, ctx: Context) -> ImageList:
+    """List local images, newest first, filtered by reference, label or dangling. Paginated."""
+    await _annotate_engine(engine)
+    filters: dict[str, list[str]] = {}
+    if args.reference:
+        filters["reference"] = [args.reference]
+    if args.label:
+        filters["label"] = list(args.label)
+    if args.dangling is not None:
+        filters["dangling"] = ["true" if args.dangling else "false"]
+    raw = await engine.list_images(all_=False, filters=filters)
+    raw.sort(key=lambda i: (-int(i.get("Created") or 0), str(i.get("Id"))))
+    page, next_cursor = _page(raw, "Id", args.limit, args.cursor)
+    images = [
+        ImageSummary(
+            id=str(i.get("Id", "")),
+            repo_tags=[t for t in i.get("RepoTags") or [] if t != "<none>:<none>"],
+            repo_digests=[d for d in i.get("RepoDigests") or [] if d != "<none>@<none>"],
+            created=_iso(i.get("Created")),
+            size_bytes=int(i.get("Size") or 0),
+            containers=int(i.get("Containers", -1)),
+            labels=_labels(i.get("Labels")),
+        )
+        for i in page
+    ]
+    provenance.annotate(image_ids=[i.id for i in images])
+    return ImageList(images=images, total=len(raw), next_cursor=next_cursor)
+
+
+async def docker_image_inspect(args: ImageArgs, engine: DockerEngine, ctx: Context) -> ImageDetails:
+    """Details of one local image: id, tags, digests, platform, command, env names (values redacted), layers."""
+    await _annotate_engine(engine)
+    raw = await engine.inspect_image(args.image)
+    config = raw.get("Config") or {}
+    digests = [str(d) for d in raw.get("RepoDigests") or []]
+    provenance.annotate(image_id=raw.get("Id"), repo_digest=digests[0] if digests else None)
+    return ImageDetails(
+        id=str(raw.get("Id", "")),
+        repo_tags=[str(t) for t in raw.get("RepoTags") or []],
+        repo_digests=digests,
+        created=_iso(raw.get("Created")),
+        size_bytes=int(raw.get("Size") or 0),
+        architecture=str(raw.get("Architecture", "")),
+        os=str(raw.get("Os", "")),
+        author=str(raw.get("Author", "")),
+        command=[str(a) for a in config.get("Cmd") or []],
+        entrypoint=[str(a) for a in config.get("Entrypoint") or []],
+        env=_env(config.get("Env")),
+        labels=_labels(config.get("Labels")),
+        working_dir=str(config.get("WorkingDir", "")),
+        user=str(config.get("User", "")),
+        exposed_ports=sorted(config.get("ExposedPorts") or {}),
+        layers=[str(layer) for layer in (raw.get("RootFS") or {}).get("Layers") or []][:256],
+    )
+
+
+async def _change(engine: DockerEngine, ref: str, action: Any, wanted_running: bool | None) -> ContainerChange:
+    before = await _inspect(engine, ref)
+    was_running = bool((before.get("State") or {}).get("Running"))
+    await action(str(before["Id"]))
+    after = await engine.inspect_container(str(before["Id"]))
+    state = _container_state(after)
+    provenance.annotate(exit_code=state.exit_code, state=state.status)
+    changed = True if wanted_running is None else was_running != wanted_running
+    return ContainerChange(id=str(after["Id"]), name=_name(after), changed=changed, state=state)
+
+
+async def docker_container_start(args: ContainerArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
+    """Start a stopped container. Starting a running container changes nothing (changed=false)."""
+    await _annotate_engine(engine)
+    return await _change(engine, args.container, engine.start, wanted_running=True)
+
+
+async def docker_container_stop(args: ContainerStopArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
+    """Stop a running container (SIGTERM, then SIGKILL after timeout_seconds). Stopping a stopped one changes
+    nothing."""
+    await _annotate_engine(engine)
+    return await _change(
+        engine, args.container, lambda cid: engine.stop(cid, args.timeout_seconds), wanted_running=False
+    )
+
+
+async def docker_container_restart(args: ContainerStopArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
+    """Restart a container (stop with timeout_seconds, then start); a stopped container is started."""
+    await _annotate_engine(engine)
+    return await _change(engine, args.container, lambda cid: engine.restart(cid, args.timeout_seconds), None)
+
+
+def _split_reference(image: str) -> tuple[str, str | None]:
+    """``name[:tag]`` -> (name, tag); a digest reference is passed whole; no tag means latest."""
+    if "@" in image:
+        return image, None
+    name, _, tag = image.rpartition(":")
+    if name and "/" not in tag:
+        return name, tag
+    return image, "latest"
+
+
+async def docker_image_pull(args: ImagePullArgs, engine: DockerEngine, ctx: Context) -> ImagePull:
+    """Pull an image from its registry, with progress notifications; returns the image id and repo digest."""
+    await _annotate_engine(engine)
+    name, tag = _split_reference(args.image)
+    reference = f"{name}:{tag}" if tag else name
+    layers: dict[str, tuple[int, int]] = {}
+    status = ""
+    async for event in engine.pull(name, tag, args.platform):
+        status = str(event.get("status") or status)
+        layer = event.get("id")
+        detail = event.get("progressDetail") or {}
+        if layer and layer != tag and status not in ("Pulling from " + name,):
+            current, total = layers.get(layer, (0, 0))
+            if detail.get("total"):
+                current, total = int(detail.get("current") or 0), int(detail["total"])
+            if status in ("Download complete", "Pull complete", "Already exists") and total:
+                current = total
+            layers[layer] = (current, total)
+        done = sum(c for c, _ in layers.values())
+        total_bytes = sum(t for _, t in layers.values())
+        message = f"{layer}: {status}" if layer else status
+        await ctx.report_progress(done, total_bytes or None, message[:200])
+    image = await engine.inspect_image(reference)
+    digests = [str(d) for d in image.get("RepoDigests") or []]
+    repo = name.split("@", 1)[0]
+    digest = next((d for d in digests if d.split("@", 1)[0] == repo), digests[0] if digests else None)
+    provenance.annotate(image_ref=reference, image_id=image.get("Id"), repo_digest=digest)
+    return ImagePull(
+        image=reference, image_id=str(image.get("Id", "")), repo_digest=digest, status=status, layers=len(layers)
+    )
+
+
+def _refuse_unsafe(args: ContainerRunArgs, allowed_binds: tuple[str, ...]) -> None:
+    """The run options that give a container the host are refused, with what to do instead."""
+    if args.privileged:
+        raise ToolFailure("refused: privileged containers are not offered by this server; run without privileged")
+    if args.cap_add:
+        raise ToolFailure("refused: adding capabilities (cap_add) is not offered by this server")
+    for field, value in (("pid_mode", args.pid_mode), ("ipc_mode", args.ipc_mode)):
+        if value and value.lower() == "host":
+            raise ToolFailure(f"refused: {field}=host would share the host's namespace; leave {field} unset")
+    roots = [PurePosixPath(p) for p in allowed_binds]
+    for bind in args.binds:
+        source = bind.split(":", 1)[0]
+        if ":" not in bind or not source:
+            raise InvalidArguments("binds: each entry is HOST_PATH:CONTAINER_PATH[:ro]")
+        if not source.startswith("/"):
+            continue  # a named volume, not a host path
+        path = PurePosixPath(source)
+        if ".." in path.parts or not any(path == root or root in path.parents for root in roots):
+            allowed = ", ".join(allowed_binds) or "none"
+            raise ToolFailure(
+                f"refused: bind mount of host path {source} is not allowed (allowed: {allowed}); "
+                "the operator can allow paths with --docker-allow-binds"
+            )
+
+
+def _run_config(args: ContainerRunArgs, auto_remove: bool) -> dict[str, Any]:
+    host: dict[str, Any] = {"AutoRemove": auto_remove, "Privileged": False}
+    if args.network:
+        host["NetworkMode"] = args.network
+    if args.cpus:
+        host["NanoCpus"] = int(args.cpus * 1e9)
+    if args.memory_bytes:
+        host["Memory"] = args.memory_bytes
+    if args.binds:
+        host["Binds"] = list(args.binds)
+    config: dict[str, Any] = {
+        "Image": args.image,
+        "Env": [f"{k}={v}" for k, v in args.env.items()],
+        "Labels": dict(args.labels),
+        "HostConfig": host,
+        "AttachStdout": False,
+        "AttachStderr": False,
+    }
+    if args.command is not None:
+        config["Cmd"] = list(args.command)
+    if args.entrypoint is not None:
+        config["Entrypoint"] = list(args.entrypoint)
+    if args.working_dir:
+        config["WorkingDir"] = args.working_dir
+    if args.user:
+        config["User"] = args.user
+    return config
+
+
+async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx: Context) -> ContainerRun:
+    """Create and start a container from a local image. Detached by default; with detach=false, waits up to
+    timeout_seconds and returns the exit code and the bounded output.
+
+    Privileged mode, added capabilities, host PID/IPC namespaces and host-path bind mounts (unless the
+    operator allowed the path) are refused. The image is never pulled implicitly."""
+    _refuse_unsafe(args, engine.allow_binds)
+    for key in args.env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
+            raise InvalidArguments("env: names are letters, digits, '_', '.', '-' and do not start with a digit")
+    await _annotate_engine(engine)
+    # Not detached: we remove it ourselves after reading its output (the engine would race us to it).
+    container_id = await engine.create_container(_run_config(args, args.auto_remove and args.detach), args.name)
+    provenance.annotate(container_id=container_id)
+    await engine.start(container_id)
+    raw = await engine.inspect_container(container_id)
+    provenance.annotate(container_name=_name(raw), image_id=raw.get("Image"))
+    if args.detach:
+        state = _container_state(raw)
+        return ContainerRun(
+            id=container_id,
+            name=_name(raw),
+            image_id=str(raw.get("Image", "")),
+            detached=True,
+            status=state.status,
+            exit_code=None if state.running else state.exit_code,
+            timed_out=False,
+            removed=False,
+            output=[],
+            truncated=False,
+            note="read its output with docker_container_logs",
+        )
+    with anyio.move_on_after(args.timeout_seconds) as scope:
+        await engine.wait(container_id)
+    timed_out = scope.cancelled_caught
+    raw = await engine.inspect_container(container_id)
+    state = _container_state(raw)
+    output, truncated, note = await _read_logs(engine, raw, tail=10_000, max_bytes=args.max_bytes)
+    exit_code = None if state.running else state.exit_code
+    removed = False
+    if args.auto_remove and not state.running:
+        await engine.remove_container(container_id, force=False, volumes=True)
+        removed = True
+    provenance.annotate(exit_code=exit_code, untrusted_content=True)
+    if timed_out:
+        note = "; ".join(filter(None, [f"still running after {args.timeout_seconds:g} s; it keeps running", note]))
+    return ContainerRun(
+        id=container_id,
+        name=_name(raw),
+        image_id=str(raw.get("Image", "")),
+        detached=False,
+        status=state.status,
+        exit_code=exit_code,
+        timed_out=timed_out,
+        removed=removed,
+        output=output,
+        truncated=truncated,
+        note=note,
+    )
+
+
+async def docker_container_remove(args: ContainerRemoveArgs, engine: DockerEngine, ctx: Context) -> ContainerRemoval:
+    """Remove a container (force kills a running one first). Cannot be undone."""
+    await _annotate_engine(engine)
+    raw = await _inspect(engine, args.container)
+    await engine.remove_container(str(raw["Id"]), force=args.force, volumes=args.volumes)
+    return ContainerRemoval(id=str(raw["Id"]), name=_name(raw), removed=True)
+
+
+async def docker_image_remove(args: ImageRemoveArgs, engine: DockerEngine, ctx: Context) -> ImageRemoval:
+    """Remove a local image (untag it; delete its layers when nothing else uses them). Cannot be undone."""
+    await _annotate_engine(engine)
+    raw = await engine.inspect_image(args.image)
+    digests = [str(d) for d in raw.get("RepoDigests") or []]
+    provenance.annotate(image_id=raw.get("Id"), repo_digest=digests[0] if digests else None)
+    report = await engine.remove_image(args.image, force=args.force)
+    return ImageRemoval(
+        image_id=str(raw.get("Id", "")),
+        untagged=[str(r["Untagged"]) for r in report if "Untagged" in r],
+        deleted=[str(r["Deleted"]) for r in report if "Deleted" in r],
+    )
+
+
+def register() -> ToolGroup:
+    group = ToolGroup(
+        "docker",
+        "Containers and images on a Docker engine: inspect, logs, stats, start/stop/restart, pull, run, remove",
+        settings=DockerSettings,
+        connect=connect,
+    )
+    # open_world: only pull (a registry) and run (the container's own network) reach past the engine.
+    for read in (
+        docker_system_info,
+        docker_container_list,
+        docker_container_inspect,
+        docker_container_logs,
+        docker_container_stats,
+        docker_image_list,
+        docker_image_inspect,
+    ):
+        group.add(read, read_only=True, destructive=False, idempotent=True, open_world=False)
+    for change in (docker_container_start, docker_container_stop, docker_container_restart):
+        group.add(change, read_only=False, destructive=False, idempotent=True, open_world=False)
+    group.add(docker_image_pull, read_only=False, destructive=False, idempotent=True, open_world=True)
+    group.add(docker_container_run, read_only=False, destructive=False, idempotent=False, open_world=True)
+    group.add(docker_container_remove, read_only=False, destructive=True, idempotent=True, open_world=False)
+    group.add(docker_image_remove, read_only=False, destructive=True, idempotent=True, open_world=False)
+    return group

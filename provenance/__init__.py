@@ -4,6 +4,7 @@ Tool groups import only :func:`annotate`. The server uses the rest.
 """
 
 from provenance._annotate import annotate
+from provenance._index import LedgerIndex, open_index, rebuild_index
 from provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts, process_connection_id
 from provenance._query import (
     DEFAULT_LIMIT,
@@ -19,6 +20,7 @@ from provenance._query import (
     query_spans,
     span_stats,
     summarize_span,
+    tail_spans,
 )
 from provenance._redact import REDACTED, redact_env_values, redact_payload, redact_text
 from provenance._segments import default_ledger_dir, list_chains, recover_torn_tails
@@ -33,6 +35,7 @@ __all__ = [
     "ChainFailure",
     "ChainReport",
     "FsyncPolicy",
+    "LedgerIndex",
     "ProvenanceMiddleware",
     "QueryError",
     "RecordError",
@@ -47,15 +50,18 @@ __all__ = [
     "get_trace",
     "iter_spans",
     "list_chains",
+    "open_index",
     "parse_limit",
     "parse_time",
     "process_connection_id",
     "query_spans",
+    "rebuild_index",
     "recover_torn_tails",
     "redact_env_values",
     "redact_payload",
     "redact_text",
     "span_stats",
     "summarize_span",
+    "tail_spans",
     "verify",
 ]

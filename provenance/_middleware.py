@@ -217,7 +217,10 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             raise
         finally:
             current_call.reset(token)
-            recorded = self._record(span, result)
+            seq = self._record(span, result)
+        recorded = seq is not None
+        if seq is not None and self.store.fsync_policy == "always":
+            recorded = await self._wait_durable(seq)
         if result is None:
             return result
         if not recorded and refusal is None and self.on_record_failure == "refuse":
@@ -253,17 +256,26 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             f"refused: the ledger cannot record calls ({self.store.failure}); no call runs until it is writable again"
         )
 
-    def _record(self, span: _Span, result: dict[str, Any] | None) -> bool:
-        """Write the span; never raises (a failed write is reported through the result)."""
+    async def _wait_durable(self, seq: int) -> bool:
+        """fsync "always": the result waits until its span is on disk (shared fsync, worker thread)."""
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.store.wait_durable, seq)
+        except RecordError:
+            return self.on_record_failure == "allow"
+        return True
+
+    def _record(self, span: _Span, result: dict[str, Any] | None) -> int | None:
+        """Write the span and return its seq; never raises (a failed write returns None)."""
         try:
             if self.store.failed and self.on_record_failure == "allow":
                 self.store.recover()
             record = span.record(result, self.preview_bytes)
         except Exception:
             logger.exception("could not build the span for a tools/call")
-            return False
+            return None
         try:
-            self.store.append(record)
+            seq = self.store.append(record)
         except RecordError:
             if self.on_record_failure == "allow" and not self._warned_unrecorded:
                 self._warned_unrecorded = True
@@ -271,9 +283,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             if self.on_record_failure == "refuse":
                 record["status"] = {"code": "ERROR", "message": "the call ran but could not be recorded"}
                 record["attributes"]["error.type"] = "record_failed"
-            return False
+            return None
         self._warned_unrecorded = False
-        return True
+        return seq
 
     def call_attributes(self, ctx: ServerRequestContext[Any, Any], tool: str | None) -> dict[str, Any]:
         attributes: dict[str, Any] = {

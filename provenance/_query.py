@@ -1,9 +1,9 @@
 """Questions about the ledger: filtered span listings with stable cursors, traces, stats.
 
-This is a correct full scan of every chain; results are newest first by span start time.
-Cursors are opaque and stable while new spans arrive: a listing remembers when its first page was
-taken and later pages only hold spans that were already recorded then, so paging returns every
-span exactly once.
+Questions go through the SQLite sidecar index (caught up first, so other writers' spans are seen
+at once); records are read back from the segments by byte offset. Results are newest first by span
+start time. ``iter_spans`` and ``SpanFilter.matches`` are the plain-scan reference for the same
+questions.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import math
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -23,6 +25,7 @@ from typing import Any, Literal
 
 import orjson
 
+from provenance._index import LedgerIndex, open_index
 from provenance._segments import iter_lines, list_chains
 
 __all__ = [
@@ -39,7 +42,10 @@ __all__ = [
     "query_spans",
     "span_stats",
     "summarize_span",
+    "tail_spans",
 ]
+
+logger = logging.getLogger("mcp_ledger.query")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
@@ -178,76 +184,179 @@ def iter_spans(directory: Path) -> Iterator[dict[str, Any]]:
                     yield record
 
 
-def _order_key(span: dict[str, Any]) -> tuple[int, str]:
-    return int(span.get("start_ns", 0)), str(span.get("span_id", ""))
-
-
 @dataclass
 class SpanPage:
     spans: list[dict[str, Any]]
     next_cursor: str | None
 
 
-def _encode_cursor(key: tuple[int, str], taken_ns: int, fingerprint: str) -> str:
-    raw = orjson.dumps({"k": [str(key[0]), key[1]], "t": str(taken_ns), "f": fingerprint})
+def _where(span_filter: SpanFilter) -> tuple[list[str], list[Any]]:
+    """The filter as SQL over the index; ``SpanFilter.matches`` is the same question for one span."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("tool", span_filter.tool), ("grp", span_filter.group), ("trace_id", span_filter.trace)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if span_filter.status is not None:
+        where.append("error = ?")
+        params.append(1 if span_filter.status == "error" else 0)
+    if span_filter.session is not None:
+        where.append("(session = ? OR connection = ?)")
+        params += [span_filter.session, span_filter.session]
+    if span_filter.since_ns is not None:
+        where.append("start_ns >= ?")
+        params.append(span_filter.since_ns)
+    if span_filter.until_ns is not None:
+        where.append("start_ns <= ?")
+        params.append(span_filter.until_ns)
+    return where, params
+
+
+class _NoLedger(Exception):
+    pass
+
+
+def _index(directory: Path) -> LedgerIndex | None:
+    """The caught-up index; None when it cannot be updated (then questions are answered by a scan).
+
+    The index is derived data: a full disk or a file-size limit must not stop anyone from reading
+    the ledger itself.
+    """
+    if not Path(directory).is_dir():
+        raise _NoLedger
+    try:
+        index = open_index(directory)
+        index.catch_up()
+    except (sqlite3.Error, OSError) as exc:
+        logger.warning("ledger index unavailable (%s); answering by a full scan", exc)
+        return None
+    return index
+
+
+SCAN_GENERATION = "scan"
+
+
+def _scan_records(directory: Path, span_filter: SpanFilter) -> list[dict[str, Any]]:
+    return [span for span in iter_spans(directory) if span_filter.matches(span)]
+
+
+def _encode_cursor(key: tuple[int, str], watermark: int, generation: str, fingerprint: str) -> str:
+    raw = orjson.dumps({"k": [str(key[0]), key[1]], "w": watermark, "g": generation, "f": fingerprint})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, fingerprint: str) -> tuple[tuple[int, str], int]:
+def _decode_cursor(cursor: str, generation: str, fingerprint: str) -> tuple[tuple[int, str], int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = orjson.loads(raw)
         key = (int(data["k"][0]), str(data["k"][1]))
-        taken = int(data["t"])
-        owner = data["f"]
+        watermark = int(data["w"])
+        owner, made_by = data["f"], data["g"]
     except (binascii.Error, ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
         raise QueryError("cursor: not a cursor returned by this query; start again without one") from None
     if owner != fingerprint:
         raise QueryError("cursor: it belongs to a query with other filters; start again without one")
-    return key, taken
+    if made_by != generation:
+        raise QueryError("cursor: the index was rebuilt since; start again without one")
+    return key, watermark
 
 
 def query_spans(
     directory: Path, span_filter: SpanFilter, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
 ) -> SpanPage:
-    """Spans matching ``span_filter``, newest first, ``limit`` at a time."""
+    """Spans matching ``span_filter``, newest first by start time, ``limit`` at a time.
+
+    A cursor remembers the last span shown and the index position when the first page was taken:
+    later pages hold only spans indexed by then, so paging returns every span exactly once.
+    """
     limit = parse_limit(limit)
     fingerprint = span_filter.fingerprint()
-    after: tuple[int, str] | None = None
+    try:
+        index = _index(directory)
+    except _NoLedger:
+        return SpanPage([], None)
+    if index is None:
+        return _scan_page(directory, span_filter, limit, cursor, fingerprint)
+    where, params = _where(span_filter)
     if cursor:
-        after, taken_ns = _decode_cursor(cursor, fingerprint)
+        after, watermark = _decode_cursor(cursor, index.generation, fingerprint)
+        where.append("(start_ns, span_id) < (?, ?)")
+        params += [after[0], after[1]]
     else:
-        taken_ns = time.time_ns()
-    matches = []
-    for span in iter_spans(directory):
-        if int(span.get("end_ns", 0)) > taken_ns:
-            continue
-        if after is not None and _order_key(span) >= after:
-            continue
-        if span_filter.matches(span):
-            matches.append(span)
-    matches.sort(key=_order_key, reverse=True)
-    page = matches[:limit]
+        watermark = index.max_id()
+    where.append("spans.id <= ?")
+    params.append(watermark)
+    located = index.select(where, params, order="start_ns DESC, span_id DESC", limit=limit + 1)
+    page = list(index.fetch(located[:limit]))
     next_cursor = None
-    if len(matches) > limit:
-        next_cursor = _encode_cursor(_order_key(page[-1]), taken_ns, fingerprint)
+    if len(located) > limit and page:
+        last = page[-1]
+        next_cursor = _encode_cursor(
+            (int(last["start_ns"]), str(last["span_id"])), watermark, index.generation, fingerprint
+        )
     return SpanPage(page, next_cursor)
+
+
+def _scan_page(directory: Path, span_filter: SpanFilter, limit: int, cursor: str | None, fingerprint: str) -> SpanPage:
+    """The same page by a full scan; its watermark is a time (spans that ended later are left out)."""
+    if cursor:
+        after, taken_ns = _decode_cursor(cursor, SCAN_GENERATION, fingerprint)
+    else:
+        after, taken_ns = None, time.time_ns()
+    chosen = [
+        span
+        for span in _scan_records(directory, span_filter)
+        if int(span["end_ns"]) <= taken_ns and (after is None or _order_key(span) < after)
+    ]
+    chosen.sort(key=_order_key, reverse=True)
+    page = chosen[:limit]
+    next_cursor = None
+    if len(chosen) > limit:
+        next_cursor = _encode_cursor(_order_key(page[-1]), taken_ns, SCAN_GENERATION, fingerprint)
+    return SpanPage(page, next_cursor)
+
+
+def _order_key(span: dict[str, Any]) -> tuple[int, str]:
+    return int(span.get("start_ns", 0)), str(span.get("span_id", ""))
+
+
+def tail_spans(
+    directory: Path, span_filter: SpanFilter, *, after_id: int | None, last: int = 10
+) -> tuple[list[dict[str, Any]], int]:
+    """Spans indexed after ``after_id`` in the order they were recorded (all writers), and the new position.
+
+    With ``after_id=None``: the ``last`` most recent matching spans, oldest first.
+    """
+    try:
+        index = _index(directory)
+    except _NoLedger:
+        return [], after_id or 0
+    if index is None:
+        raise QueryError("tail needs the ledger index, which cannot be updated here (see the warning)")
+    where, params = _where(span_filter)
+    if after_id is None:
+        located = index.select(where, params, order="spans.id DESC", limit=last)[::-1]
+    else:
+        where.append("spans.id > ?")
+        params.append(after_id)
+        located = index.select(where, params, order="spans.id", limit=None)
+    position = located[-1].id if located else (after_id if after_id is not None else index.max_id())
+    return list(index.fetch(located)), position
 
 
 def get_span(directory: Path, span_id: str) -> dict[str, Any] | None:
     if not re.fullmatch(r"[0-9a-f]{16}", span_id):
         raise QueryError("span_id: expected 16 lowercase hex digits")
-    needle = f'"span_id":"{span_id}"'.encode()
-    for segments in list_chains(Path(directory)).values():
-        for segment in segments:
-            data = segment.path.read_bytes()
-            if needle not in data:
-                continue
-            for _, line in iter_lines(data):
-                if needle in line:
-                    record = orjson.loads(line)
-                    if record.get("span_id") == span_id:
-                        return record  # type: ignore[no-any-return]
+    try:
+        index = _index(directory)
+    except _NoLedger:
+        return None
+    if index is None:
+        return next((s for s in iter_spans(directory) if s.get("span_id") == span_id), None)
+    for record in index.fetch(index.select(["span_id = ?"], [span_id], order="spans.id", limit=5)):
+        if record.get("span_id") == span_id:
+            return record
     return None
 
 
@@ -255,8 +364,16 @@ def get_trace(directory: Path, trace_id: str) -> list[dict[str, Any]]:
     """The trace's spans nested by parent: roots (oldest first), each with ``children``."""
     if not re.fullmatch(r"[0-9a-f]{32}", trace_id):
         raise QueryError("trace_id: expected 32 lowercase hex digits")
-    spans = [summarize_span(s) for s in iter_spans(directory) if s.get("trace_id") == trace_id]
-    spans.sort(key=lambda s: (int(s["start_ns"]), str(s["span_id"])))
+    try:
+        index = _index(directory)
+    except _NoLedger:
+        return []
+    if index is None:
+        records = sorted(_scan_records(directory, SpanFilter(trace=trace_id)), key=_order_key)
+    else:
+        located = index.select(["trace_id = ?"], [trace_id], order="start_ns, span_id", limit=10_000)
+        records = list(index.fetch(located))
+    spans = [summarize_span(s) for s in records if s.get("trace_id") == trace_id]
     by_id = {s["span_id"]: s for s in spans}
     roots: list[dict[str, Any]] = []
     for span in spans:
@@ -274,42 +391,67 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[rank - 1]
 
 
-def span_stats(directory: Path, *, since_ns: int | None = None, until_ns: int | None = None) -> dict[str, Any]:
-    """Per tool: count, errors, error rate, mean and p95 duration (ms)."""
-    span_filter = SpanFilter(since_ns=since_ns, until_ns=until_ns)
-    durations: dict[str, list[float]] = {}
-    errors: dict[str, int] = {}
-    groups: dict[str, str] = {}
-    for span in iter_spans(directory):
-        if not span_filter.matches(span):
-            continue
-        attrs = span.get("attributes") or {}
-        tool = str(attrs.get("gen_ai.tool.name") or "?")
-        groups.setdefault(tool, str(attrs.get("mcp-ledger.tool.group") or ""))
-        durations.setdefault(tool, []).append((int(span["end_ns"]) - int(span["start_ns"])) / 1e6)
-        if (span.get("status") or {}).get("code") == "ERROR":
-            errors[tool] = errors.get(tool, 0) + 1
-    tools: list[dict[str, Any]] = []
-    for tool, values in sorted(durations.items()):
-        values.sort()
-        tools.append(
-            {
-                "tool": tool,
-                "group": groups[tool],
-                "count": len(values),
-                "errors": errors.get(tool, 0),
-                "error_rate": round(errors.get(tool, 0) / len(values), 4),
-                "mean_ms": round(sum(values) / len(values), 3),
-                "p95_ms": round(_percentile(values, 95), 3),
-            }
-        )
-    total = sum(len(values) for values in durations.values())
-    total_errors = sum(errors.values())
+def _summary(values: list[float], errors: int) -> dict[str, Any]:
+    values.sort()
     return {
-        "count": total,
+        "count": len(values),
+        "errors": errors,
+        "error_rate": round(errors / len(values), 4),
+        "mean_ms": round(sum(values) / len(values), 3),
+        "p50_ms": round(_percentile(values, 50), 3),
+        "p95_ms": round(_percentile(values, 95), 3),
+        "p99_ms": round(_percentile(values, 99), 3),
+    }
+
+
+def span_stats(directory: Path, *, since_ns: int | None = None, until_ns: int | None = None) -> dict[str, Any]:
+    """Per tool and per group: count, errors, error rate, mean/p50/p95/p99 duration (ms)."""
+    span_filter = SpanFilter(since_ns=since_ns, until_ns=until_ns)
+    try:
+        index = _index(directory)
+    except _NoLedger:
+        index, rows = None, []
+    else:
+        if index is not None:
+            where, params = _where(span_filter)
+            sql = "SELECT tool, grp, error, end_ns - start_ns FROM spans WHERE " + (" AND ".join(where) or "1")
+            rows = index.rows(sql, params)
+        else:
+            rows = [
+                (
+                    (s.get("attributes") or {}).get("gen_ai.tool.name"),
+                    (s.get("attributes") or {}).get("mcp-ledger.tool.group"),
+                    (s.get("status") or {}).get("code") == "ERROR",
+                    int(s["end_ns"]) - int(s["start_ns"]),
+                )
+                for s in _scan_records(directory, span_filter)
+            ]
+    per_tool: dict[str, list[float]] = {}
+    per_group: dict[str, list[float]] = {}
+    tool_errors: dict[str, int] = {}
+    group_errors: dict[str, int] = {}
+    tool_group: dict[str, str] = {}
+    for tool, group, error, duration in rows:
+        tool, group = tool or "?", group or ""
+        tool_group.setdefault(tool, group)
+        per_tool.setdefault(tool, []).append(duration / 1e6)
+        per_group.setdefault(group, []).append(duration / 1e6)
+        if error:
+            tool_errors[tool] = tool_errors.get(tool, 0) + 1
+            group_errors[group] = group_errors.get(group, 0) + 1
+    total_errors = sum(tool_errors.values())
+    return {
+        "count": len(rows),
         "errors": total_errors,
-        "error_rate": round(total_errors / total, 4) if total else 0.0,
-        "tools": tools,
+        "error_rate": round(total_errors / len(rows), 4) if rows else 0.0,
+        "tools": [
+            {"tool": tool, "group": tool_group[tool], **_summary(values, tool_errors.get(tool, 0))}
+            for tool, values in sorted(per_tool.items())
+        ],
+        "groups": [
+            {"group": group, **_summary(values, group_errors.get(group, 0))}
+            for group, values in sorted(per_group.items())
+        ],
     }
 
 

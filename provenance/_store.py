@@ -4,7 +4,8 @@ Every line carries ``seq`` (gap-free within the chain) and ``prev`` (``sha256:``
 line's exact bytes, newline excluded). A chain starts with a header line (``seq`` 0, ``prev`` null);
 each later segment starts with a header that continues the chain. Lines are ``write()``-n before
 :meth:`SpanStore.append` returns, so a killed process loses nothing it acknowledged; ``fsync``
-follows the policy (``batch``: at most every ``fsync_interval`` seconds, ``never``).
+follows the policy: ``always`` (the caller waits in :meth:`SpanStore.wait_durable`; concurrent callers
+share one fsync — group commit), ``batch`` (at most every ``fsync_interval`` seconds), ``never``.
 
 Failures fail closed: a failed write leaves the store *failed* with the unrecorded spans held in
 memory; :meth:`SpanStore.recover` retries them. A failed fsync cannot be retried safely (the kernel
@@ -24,7 +25,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +38,7 @@ __all__ = ["SCHEMA_VERSION", "FsyncPolicy", "RecordError", "SpanStore"]
 logger = logging.getLogger("mcp_ledger.store")
 
 SCHEMA_VERSION = 1
-FsyncPolicy = Literal["batch", "never"]
+FsyncPolicy = Literal["always", "batch", "never"]
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 MAX_PENDING = 10_000
 
@@ -97,6 +98,7 @@ class SpanStore:
         fsync_interval: float = 0.05,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         writer: Mapping[str, Any] | None = None,
+        fsync_fn: Callable[[int], None] = os.fdatasync,
     ) -> None:
         self.directory = Path(directory)
         self.fsync_policy = fsync
@@ -116,6 +118,11 @@ class SpanStore:
         self._fatal = False
         self._closed = False
         self._syncer = _Syncer(self, fsync_interval) if fsync == "batch" else None
+        self._fsync = fsync_fn
+        # Group commit (fsync "always"): one waiter at a time flushes everything written so far.
+        self._durable = threading.Condition(threading.Lock())
+        self._durable_seq = -1
+        self._flushing = False
 
     @property
     def failed(self) -> bool:
@@ -127,8 +134,10 @@ class SpanStore:
             return None
         return self.directory / segment_name(self.chain, self._segment_index)
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Add ``seq``/``prev``/``v`` to ``record`` and write it; raise :class:`RecordError` on failure.
+    def append(self, record: dict[str, Any]) -> int:
+        """Add ``seq``/``prev``/``v`` to ``record`` and write it; return its ``seq``.
+
+        Raises :class:`RecordError` on failure.
 
         While the store is failed the record is kept in memory (bounded) and written once
         :meth:`recover` succeeds.
@@ -145,8 +154,54 @@ class SpanStore:
                 self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
                 self._hold(record)
                 raise RecordError(self.failure or "") from None
+            seq = self._seq - 1
         if self._syncer is not None:
             self._syncer.poke()
+        return seq
+
+    def wait_durable(self, seq: int) -> None:
+        """Block until line ``seq`` is on disk (fsync "always"); concurrent waiters share one fsync.
+
+        Raises :class:`RecordError` when the flush fails (the store is then failed for good).
+        """
+        with self._durable:
+            while self._durable_seq < seq:
+                if self.failure is not None and self._fatal:
+                    raise RecordError(self.failure)
+                if self._flushing:
+                    self._durable.wait()
+                    continue
+                self._flushing = True
+                try:
+                    self._durable.release()
+                    try:
+                        target = self._flush()
+                    finally:
+                        self._durable.acquire()
+                    self._durable_seq = max(self._durable_seq, target)
+                finally:
+                    self._flushing = False
+                    self._durable.notify_all()
+            if self.failure is not None and self._fatal:
+                raise RecordError(self.failure)
+
+    def _flush(self) -> int:
+        """fsync everything written so far; return the last seq it covers (-1 on failure)."""
+        with self._lock:
+            if self._fd is None:
+                return self._seq - 1
+            target = self._seq - 1
+            fd = os.dup(self._fd)
+        try:
+            self._fsync(fd)
+        except OSError as exc:
+            with self._lock:
+                self._fatal = True
+                self._fail(f"could not flush the ledger to disk: {_describe(exc)}; restart the server")
+            return -1
+        finally:
+            os.close(fd)
+        return target
 
     def recover(self) -> bool:
         """Try to write the spans held since a failure; True when the store is healthy again."""
@@ -170,18 +225,7 @@ class SpanStore:
 
     def sync(self) -> None:
         """Flush written lines to disk (fdatasync); a failure fails the store for good."""
-        with self._lock:
-            if self._fd is None:
-                return
-            fd = os.dup(self._fd)
-        try:
-            os.fdatasync(fd)
-        except OSError as exc:
-            with self._lock:
-                self._fatal = True
-                self._fail(f"could not flush the ledger to disk: {_describe(exc)}; restart the server")
-        finally:
-            os.close(fd)
+        self._flush()
 
     def close(self) -> None:
         if self._syncer is not None and self._syncer.is_alive():
@@ -194,7 +238,7 @@ class SpanStore:
             if self._fd is not None:
                 if self.fsync_policy != "never" and not self._fatal:
                     try:
-                        os.fdatasync(self._fd)
+                        self._fsync(self._fd)
                     except OSError as exc:
                         logger.error("final ledger flush failed: %s", _describe(exc))
                 os.close(self._fd)
@@ -240,9 +284,11 @@ class SpanStore:
         old = self._fd
         self._open_segment()
         if old is not None:
-            if self.fsync_policy != "never":
-                os.fdatasync(old)
-            os.close(old)
+            try:
+                if self.fsync_policy != "never":
+                    self._fsync(old)
+            finally:
+                os.close(old)
 
     def _open_segment(self) -> None:
         index = self._segment_index + 1

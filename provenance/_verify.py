@@ -6,6 +6,8 @@ see a cut-off tail by itself (that needs a checkpoint kept elsewhere).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,17 +74,124 @@ class VerifyReport:
         }
 
 
-def verify(directory: Path) -> VerifyReport:
-    """Verify every chain in ``directory``; the report names the first break of each chain."""
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+
+
+def verify(directory: Path, *, workers: int | None = None) -> VerifyReport:
+    """Verify every chain in ``directory``; the report names the first break of each chain.
+
+    Segments are checked independently (in ``workers`` processes when the ledger is large) and then
+    stitched in chain order, so a parallel run reports exactly what a serial one does.
+    """
     directory = Path(directory)
     report = VerifyReport(directory=str(directory))
     report.torn_files = sorted(p.name for p in directory.glob("*.torn")) if directory.is_dir() else []
-    for chain, segments in list_chains(directory).items():
-        report.chains.append(verify_chain(chain, segments))
+    chains = list_chains(directory)
+    segments = [seg for segs in chains.values() for seg in segs]
+    if workers is None:
+        total = sum(seg.path.stat().st_size for seg in segments)
+        workers = min(os.cpu_count() or 1, len(segments)) if total >= PARALLEL_MIN_BYTES else 1
+    jobs = [(str(seg.path), seg.chain, seg.index) for seg in segments]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            scans = list(pool.map(_scan_job, jobs, chunksize=1))
+    else:
+        scans = [_scan_job(job) for job in jobs]
+    by_path = dict(zip((seg.path for seg in segments), scans, strict=True))
+    for chain, segs in chains.items():
+        report.chains.append(_stitch(chain, segs, by_path))
     return report
 
 
-def verify_chain(chain: str, segments: list[Segment]) -> ChainReport:
+@dataclass
+class _SegmentScan:
+    """What one segment says on its own; ``_stitch`` checks how it joins the previous one."""
+
+    size: int = 0
+    has_first_line: bool = False
+    first_seq: Any = None
+    first_prev: Any = None
+    line1_failure: str | None = None  # parse failures of line 1
+    header_failure: str | None = None  # header rules of line 1 (checked after seq/prev)
+    failure: tuple[int, str] | None = None  # first failure from line 2 on
+    lines_before_failure: int = 0
+    spans_before_failure: int = 0
+    lines: int = 0
+    spans: int = 0
+    last_seq: int = -1
+    last_digest: str | None = None
+    tail_line: int | None = None  # line number of an unterminated last line
+
+
+def _scan_job(job: tuple[str, str, int]) -> _SegmentScan:
+    path, chain, index = job
+    return _scan_segment(Path(path).read_bytes(), chain, index)
+
+
+def _scan_segment(data: bytes, chain: str, index: int) -> _SegmentScan:
+    scan = _SegmentScan(size=len(data))
+    loads = orjson.loads
+    prev: str | None = None
+    expected = 0
+    end = 0
+    for lineno, (offset, line) in enumerate(iter_lines(data), 1):
+        end = offset + len(line) + 1
+        try:
+            record = loads(line)
+        except orjson.JSONDecodeError:
+            record = _NOT_JSON
+        if lineno == 1:
+            if record is _NOT_JSON:
+                scan.line1_failure = "line does not parse as JSON"
+                return scan
+            if not isinstance(record, dict):
+                scan.line1_failure = "line is not a JSON object"
+                return scan
+            scan.has_first_line = True
+            scan.first_seq, scan.first_prev = record.get("seq"), record.get("prev")
+            if record.get("type") != "header":
+                scan.header_failure = "first line of a segment is not a header"
+            elif record.get("chain") != chain or record.get("segment") != index:
+                scan.header_failure = "header names another chain or segment than its file"
+            if not isinstance(scan.first_seq, int):
+                return scan  # the stitch reports the seq
+            expected = scan.first_seq
+        else:
+            reason = _check_line(record, lineno, expected, prev)
+            if reason is not None:
+                scan.failure = (lineno, reason)
+                scan.lines_before_failure, scan.spans_before_failure = scan.lines, scan.spans
+                return scan
+        expected += 1
+        prev = line_digest(line)
+        scan.lines += 1
+        if record.get("type") == "span":
+            scan.spans += 1
+    scan.last_seq, scan.last_digest = expected - 1, prev
+    if end < len(data):
+        scan.tail_line = data.count(b"\n", 0, end) + 1
+    return scan
+
+
+_NOT_JSON = object()
+
+
+def _check_line(record: Any, lineno: int, expected_seq: int, prev: str | None) -> str | None:
+    if record is _NOT_JSON:
+        return "line does not parse as JSON"
+    if not isinstance(record, dict):
+        return "line is not a JSON object"
+    seq = record.get("seq")
+    if seq != expected_seq:
+        return f"seq is {seq!r}, expected {expected_seq} (a line was removed, inserted or moved)"
+    if record.get("prev") != prev:
+        return f"prev does not match the digest of line {lineno - 1} (that line was changed, or lines were moved)"
+    if record.get("type") == "header":
+        return "header line in the middle of a segment"
+    return None
+
+
+def _stitch(chain: str, segments: list[Segment], scans: dict[Path, _SegmentScan]) -> ChainReport:
     report = ChainReport(chain=chain, segments=len(segments))
     expected_seq = 0
     prev: str | None = None
@@ -91,59 +200,42 @@ def verify_chain(chain: str, segments: list[Segment]) -> ChainReport:
         if segment.index != position:
             report.failure = ChainFailure(name, 1, f"segment {position} of chain {chain} is missing")
             return report
-        data = segment.path.read_bytes()
+        scan = scans[segment.path]
         last = position == len(segments) - 1
-        end = 0
-        for lineno, (offset, line) in enumerate(iter_lines(data), 1):
-            end = offset + len(line) + 1
-            kind, failure = _check_line(line, lineno, expected_seq, prev, chain, segment.index)
-            if failure is not None:
-                report.failure = ChainFailure(name, lineno, failure)
-                return report
-            expected_seq += 1
-            prev = line_digest(line)
-            report.lines += 1
-            if kind == "span":
-                report.spans += 1
-        if end == 0 and not data:
+        if scan.size == 0:
             report.failure = ChainFailure(name, 1, "segment is empty (no header line)")
             return report
-        if end < len(data):
-            live = last and segment_is_live(segment.path)
-            if not live:
-                lineno = data.count(b"\n", 0, end) + 1
+        if scan.line1_failure is not None:
+            report.failure = ChainFailure(name, 1, scan.line1_failure)
+            return report
+        if scan.has_first_line:
+            if scan.first_seq != expected_seq:
                 report.failure = ChainFailure(
-                    name, lineno, "torn last line (no newline): run `mcp-ledger verify --recover` to set it aside"
+                    name,
+                    1,
+                    f"seq is {scan.first_seq!r}, expected {expected_seq} (a line was removed, inserted or moved)",
                 )
                 return report
+            if scan.first_prev != prev:
+                report.failure = ChainFailure(name, 1, "prev does not match the last line of the previous segment")
+                return report
+            if scan.header_failure is not None:
+                report.failure = ChainFailure(name, 1, scan.header_failure)
+                return report
+        if scan.failure is not None:
+            report.lines += scan.lines_before_failure
+            report.spans += scan.spans_before_failure
+            report.failure = ChainFailure(name, *scan.failure)
+            return report
+        report.lines += scan.lines
+        report.spans += scan.spans
+        if scan.lines:
+            expected_seq, prev = scan.last_seq + 1, scan.last_digest
+        if scan.tail_line is not None and not (last and segment_is_live(segment.path)):
+            report.failure = ChainFailure(
+                name, scan.tail_line, "torn last line (no newline): run `mcp-ledger verify --recover` to set it aside"
+            )
+            return report
         if last:
             report.live = segment_is_live(segment.path)
     return report
-
-
-def _check_line(
-    line: bytes, lineno: int, expected_seq: int, prev: str | None, chain: str, index: int
-) -> tuple[Any, str | None]:
-    """Return the line's ``type`` and what is wrong with it (None when nothing is)."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None, "line does not parse as JSON"
-    if not isinstance(record, dict):
-        return None, "line is not a JSON object"
-    kind = record.get("type")
-    seq = record.get("seq")
-    if seq != expected_seq:
-        return kind, f"seq is {seq!r}, expected {expected_seq} (a line was removed, inserted or moved)"
-    if record.get("prev") != prev:
-        if lineno == 1:
-            return kind, "prev does not match the last line of the previous segment"
-        return kind, f"prev does not match the digest of line {lineno - 1} (that line was changed, or lines were moved)"
-    if lineno == 1:
-        if kind != "header":
-            return kind, "first line of a segment is not a header"
-        if record.get("chain") != chain or record.get("segment") != index:
-            return kind, "header names another chain or segment than its file"
-    elif kind == "header":
-        return kind, "header line in the middle of a segment"
-    return kind, None

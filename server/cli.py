@@ -25,7 +25,9 @@ model inference) that records every tool call as a span in a hash-chained ledger
   mcp-ledger serve                 run the server over stdio (what an MCP client launches)
   mcp-ledger query --tool T        list recorded calls, newest first
   mcp-ledger stats --since 1d      per-tool counts, error rates and durations
+  mcp-ledger tail -f               follow new calls of every server writing the ledger
   mcp-ledger verify                check that every chain in the ledger is intact
+  mcp-ledger index --rebuild       recreate the query index from the ledger files
   mcp-ledger demo                  a real client session against the server, then its ledger
 
 The ledger lives in $MCP_LEDGER_DIR (default ~/.local/state/mcp-ledger); every command takes
@@ -156,10 +158,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
         _print_json(stats)
         return 0
     rows = [
-        [t["tool"], t["group"], t["count"], t["errors"], f"{t['error_rate']:.1%}", t["mean_ms"], t["p95_ms"]]
+        [
+            t["tool"],
+            t["group"],
+            t["count"],
+            t["errors"],
+            f"{t['error_rate']:.1%}",
+            t["p50_ms"],
+            t["p95_ms"],
+            t["p99_ms"],
+        ]
         for t in stats["tools"]
     ]
-    print(_table(rows, ["TOOL", "GROUP", "CALLS", "ERRORS", "ERROR %", "MEAN MS", "P95 MS"]))
+    print(_table(rows, ["TOOL", "GROUP", "CALLS", "ERRORS", "ERROR %", "P50 MS", "P95 MS", "P99 MS"]))
     print(f"\n{stats['count']} calls, {stats['errors']} errors")
     return 0
 
@@ -172,7 +183,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.recover:
         for path in provenance.recover_torn_tails(directory):
             print(f"set aside a torn last line of {path.name}", file=sys.stderr)
-    report = provenance.verify(directory)
+    report = provenance.verify(directory, workers=args.workers)
     if args.json:
         _print_json(report.as_dict())
     else:
@@ -185,6 +196,57 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdict = "verified" if report.ok else "FAILED"
         print(f"\n{verdict}: {len(report.chains)} chain(s), {report.spans} spans in {directory}")
     return 0 if report.ok else 1
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    import time
+
+    directory = _ledger_dir(args)
+    try:
+        span_filter = provenance.SpanFilter.from_params(
+            tool=args.tool,
+            group=args.group,
+            status=args.status,
+            session=args.session,
+            trace=args.trace,
+            since=args.since,
+            until=args.until,
+        )
+        spans, position = provenance.tail_spans(directory, span_filter, after_id=None, last=args.lines)
+        while True:
+            for span in spans:
+                if args.json:
+                    sys.stdout.write(orjson.dumps(provenance.summarize_span(span)).decode() + "\n")
+                else:
+                    row = _span_rows([provenance.summarize_span(span)])[0]
+                    sys.stdout.write("  ".join(str(cell) for cell in row).rstrip() + "\n")
+            sys.stdout.flush()
+            if not args.follow:
+                return 0
+            time.sleep(args.interval)
+            spans, position = provenance.tail_spans(directory, span_filter, after_id=position)
+    except provenance.QueryError as exc:
+        print(f"mcp-ledger tail: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    import time
+
+    directory = _ledger_dir(args)
+    if not directory.is_dir():
+        print(f"mcp-ledger index: no ledger directory at {directory}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    if args.rebuild:
+        added = provenance.rebuild_index(directory)
+        print(f"rebuilt the index: {added} spans in {time.perf_counter() - started:.2f} s")
+    else:
+        added = provenance.open_index(directory).catch_up()
+        print(f"index caught up: {added} new spans in {time.perf_counter() - started:.2f} s")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -250,7 +312,22 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--recover", action="store_true", help="first set aside torn last lines left by crashed writers"
     )
+    verify.add_argument(
+        "--workers", type=int, default=None, help="processes to verify segments in (default: all cores for big ledgers)"
+    )
     verify.set_defaults(func=cmd_verify)
+
+    tail = reader("tail", "show the newest recorded calls of every writer; -f follows new ones as they land")
+    _add_query_filters(tail)
+    tail.add_argument("-n", "--lines", type=int, default=10, help="how many recent spans to show first")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new spans (Ctrl-C stops)")
+    tail.add_argument("--interval", type=float, default=0.5, help="seconds between checks with -f")
+    tail.add_argument("--json", action="store_true", help="one JSON summary per line")
+    tail.set_defaults(func=cmd_tail)
+
+    index = reader("index", "bring the SQLite sidecar index up to date, or --rebuild it from the segments")
+    index.add_argument("--rebuild", action="store_true", help="delete and recreate the index")
+    index.set_defaults(func=cmd_index)
 
     demo = sub.add_parser("demo", help="run a real client session against the server and show its ledger")
     demo.add_argument("--ledger-dir", help="ledger directory (default: a new temporary one)")

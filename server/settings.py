@@ -48,7 +48,11 @@ class ServerSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="HTTP bind address")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port")
     stateless: bool = Field(default=False, description="stateless streamable HTTP (for load balancers)")
-    fsync: Literal["batch", "never"] = Field(default="batch", description="when spans are flushed to disk")
+    fsync: Literal["always", "batch", "never"] = Field(
+        default="batch",
+        description="always: a result waits until its span is on disk (group commit); batch: flushed within "
+        "--fsync-interval-ms; never: left to the OS",
+    )
     fsync_interval_ms: int = Field(default=50, ge=1, le=10_000, description="batch fsync interval")
     segment_mb: float = Field(default=64.0, gt=0, description="rotate a segment file at this size (MiB)")
     on_record_failure: Literal["refuse", "allow"] = Field(

@@ -75,7 +75,10 @@ class Stats(BaseModel):
     count: int
     errors: int
     error_rate: float
-    tools: list[dict[str, Any]] = Field(description="Per tool: count, errors, error_rate, mean_ms, p95_ms")
+    tools: list[dict[str, Any]] = Field(
+        description="Per tool: count, errors, error_rate, mean_ms, p50_ms, p95_ms, p99_ms"
+    )
+    groups: list[dict[str, Any]] = Field(description="The same per tool group")
 
 
 class VerifyArgs(_Args):
@@ -141,7 +144,7 @@ async def prov_trace(args: TraceArgs, ledger: Ledger, ctx: Context) -> Trace:
 
 
 async def prov_stats(args: StatsArgs, ledger: Ledger, ctx: Context) -> Stats:
-    """Per-tool call counts, error rates and mean/p95 durations over a time range (default: all time)."""
+    """Per-tool and per-group call counts, error rates and p50/p95/p99 durations over a time range."""
     try:
         since = provenance.parse_time(args.since, name="since") if args.since else None
         until = provenance.parse_time(args.until, name="until") if args.until else None

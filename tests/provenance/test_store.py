@@ -215,3 +215,28 @@ def test_verify_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.Capture
     assert main(["verify", "--ledger-dir", str(tmp_path), "--json"]) == 1
     report = orjson.loads(capsys.readouterr().out)
     assert report["ok"] is False and report["failures"][0]["file"] == path.name and report["failures"][0]["line"] == 3
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    how=st.sampled_from(["edit", "delete", "swap", "insert", "none"]),
+    seed=st.integers(0, 10_000),
+    torn=st.booleans(),
+)
+def test_parallel_verify_reports_exactly_what_serial_verify_does(tmp_path: Path, how: str, seed: int, torn: bool) -> None:
+    directory = tmp_path / f"p-{how}-{seed}-{torn}"
+    for _ in range(2):
+        write_chain(directory, 40, segment_bytes=5000).close()
+    rng = random.Random(seed)
+    files = segment_files(directory)
+    if how != "none":
+        path = rng.choice(files)
+        count = len(path.read_bytes().splitlines())
+        _mutate(path, how, rng.randrange(1, max(2, count - 1)))
+    if torn:
+        with open(rng.choice(files), "ab") as f:
+            f.write(b'{"half')
+    serial = provenance.verify(directory, workers=1)
+    parallel = provenance.verify(directory, workers=2)
+    assert serial.as_dict() == parallel.as_dict()
+    assert [c.__dict__ for c in serial.chains] == [c.__dict__ for c in parallel.chains]

@@ -77,7 +77,7 @@ async def call_ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[
 async def call_error(client: Client, tool: str, arguments: dict[str, Any]) -> str:
     result = await client.call_tool(tool, arguments)
     assert result.is_error, result.structured_content
-    return error_text(result)
+    return error_text(result).removeprefix(f"Error executing tool {tool}: ")
 
 
 def error_text(result: Any) -> str:

@@ -98,7 +98,7 @@ class SpanStore:
         fsync_interval: float = 0.05,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         writer: Mapping[str, Any] | None = None,
-        fsync_fn: Callable[[int], None] = os.fdatasync,
+        fsync_fn: Callable[[int], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.fsync_policy = fsync
@@ -118,7 +118,7 @@ class SpanStore:
         self._fatal = False
         self._closed = False
         self._syncer = _Syncer(self, fsync_interval) if fsync == "batch" else None
-        self._fsync = fsync_fn
+        self._fsync_fn = fsync_fn
         # Group commit (fsync "always"): one waiter at a time flushes everything written so far.
         self._durable = threading.Condition(threading.Lock())
         self._durable_seq = -1
@@ -184,6 +184,9 @@ class SpanStore:
                     self._durable.notify_all()
             if self.failure is not None and self._fatal:
                 raise RecordError(self.failure)
+
+    def _fsync(self, fd: int) -> None:
+        (self._fsync_fn or os.fdatasync)(fd)
 
     def _flush(self) -> int:
         """fsync everything written so far; return the last seq it covers (-1 on failure)."""

@@ -223,7 +223,9 @@ def test_verify_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.Capture
     seed=st.integers(0, 10_000),
     torn=st.booleans(),
 )
-def test_parallel_verify_reports_exactly_what_serial_verify_does(tmp_path: Path, how: str, seed: int, torn: bool) -> None:
+def test_parallel_verify_reports_exactly_what_serial_verify_does(
+    tmp_path: Path, how: str, seed: int, torn: bool
+) -> None:
     directory = tmp_path / f"p-{how}-{seed}-{torn}"
     for _ in range(2):
         write_chain(directory, 40, segment_bytes=5000).close()

@@ -144,7 +144,7 @@ def connect(ledger_dir: Path) -> Callable[..., Any]:
     async def _connect(mode: str = "auto", **settings: Any) -> AsyncIterator[tuple[Client, LedgerApp]]:
         app = make_app(ledger_dir, **settings)
         try:
-            async with Client(app.server, mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(app.server, mode=mode) as client:
                 yield client, app
         finally:
             app.close()

@@ -85,9 +85,10 @@ async def test_annotations_are_explicit_on_every_write(ledger_dir: Path) -> None
             tools = {t.name: t for t in (await client.list_tools()).tools}
     finally:
         app.close()
-    assert tools["fake_update"].annotations.destructive_hint is False
-    assert tools["fake_remove"].annotations.destructive_hint is True
-    assert tools["fake_echo"].annotations.read_only_hint is True
+    annotations = {name: tool.annotations for name, tool in tools.items()}
+    assert annotations["fake_update"] is not None and annotations["fake_update"].destructive_hint is False
+    assert annotations["fake_remove"] is not None and annotations["fake_remove"].destructive_hint is True
+    assert annotations["fake_echo"] is not None and annotations["fake_echo"].read_only_hint is True
 
 
 def parse(argv: list[str], environ: dict[str, str]) -> ServerSettings:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO
+from typing import TextIO
 
 import anyio
 import orjson
@@ -32,7 +32,7 @@ def server_params(
 
 
 @asynccontextmanager
-async def stdio_session(params: StdioServerParameters, errlog: IO[str] | None = None) -> AsyncIterator[Client]:
+async def stdio_session(params: StdioServerParameters, errlog: TextIO | None = None) -> AsyncIterator[Client]:
     transport = stdio_client(params, errlog=errlog) if errlog is not None else stdio_client(params)
     async with Client(transport) as client:
         yield client
@@ -53,6 +53,7 @@ async def test_a_stdio_session_records_every_call_with_pipe_transport_and_one_co
     assert len(spans) == 3
     assert {s["attributes"]["network.transport"] for s in spans} == {"pipe"}
     assert len({s["attributes"]["mcp-ledger.connection.id"] for s in spans}) == 1
+    assert ok.meta is not None
     assert ok.meta[provenance.SPAN_ID_META_KEY] in {s["span_id"] for s in spans}
     blobs = {
         "ledger": b"".join(p.read_bytes() for p in ledger.iterdir()).decode(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from werkzeug import Request
+
 from tests.github import bodies as b
 from tests.github.conftest import ENV_TOKEN, Connect, call_error, call_ok, ledger_bytes, only_span, spans
 from tests.github.fake import FakeGitHub, Reply
@@ -79,3 +81,19 @@ async def test_issue_create_comment_and_close(github_env: FakeGitHub, connect: C
     assert "at least one of" in nothing
     assert only_span(ledger_dir, "github_issue_comment")["upstream"]["comment_id"] == 900
     assert only_span(ledger_dir, "github_issue_create")["upstream"]["issue_number"] == 12
+
+
+async def test_a_repeated_read_is_a_conditional_request_answered_from_the_cache(
+    github_env: FakeGitHub, connect: Connect
+) -> None:
+    def etagged(request: Request, params: dict[str, str]) -> Reply:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Reply(304, None, {"ETag": '"v1"'})
+        return Reply(200, b.issue(7), {"ETag": '"v1"', "Cache-Control": "private, max-age=60, s-maxage=60"})
+
+    github_env.on("GET", ISSUE, etagged)
+    async with connect() as client:
+        first = await call_ok(client, "github_issue_get", {**REPO, "number": 7})
+        second = await call_ok(client, "github_issue_get", {**REPO, "number": 7})
+    assert first == second and second["issue"]["number"] == 7
+    assert [s.headers.get("If-None-Match") for s in github_env.calls("issues/get")] == [None, '"v1"']

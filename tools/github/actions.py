@@ -284,7 +284,7 @@ async def github_workflow_list(args: WorkflowListArgs, backend: GitHubBackend, c
     body = response.json()
     annotate(repository=args.full_name)
     return WorkflowList(
-        workflows=[Workflow.model_validate(w, from_attributes=False, strict=False) for w in body["workflows"]],
+        workflows=[Workflow.model_validate(w) for w in body["workflows"]],
         total_count=body["total_count"],
         next_cursor=next_page(response.headers.get("link")),
     )
@@ -345,7 +345,7 @@ async def github_job_logs(args: JobLogsArgs, backend: GitHubBackend, ctx: Contex
             notes.append(f"{len(jobs)} jobs selected; logs of the first 5 returned (ask for others by job_id)")
             jobs = jobs[:5]
     grep = re.compile(args.grep) if args.grep else None
-    budget = max(args.max_bytes // max(len(jobs), 1), 500)
+    budget = args.max_bytes // max(len(jobs), 1)
     results: list[JobLog] = []
     for job in jobs:
         annotate(job_id=job["id"], run_id=job["run_id"], head_sha=job["head_sha"], job_url=job.get("html_url"))

@@ -64,7 +64,7 @@ def create_app(
     """Build the server. ``provenance_enabled=False`` exists for the overhead benchmark only."""
     settings = settings or ServerSettings()
     groups = load_groups() if groups is None else groups
-    ledger_dir = settings.ledger_dir or provenance.default_ledger_dir()
+    ledger_dir = settings.ledger_dir.expanduser() if settings.ledger_dir else provenance.default_ledger_dir()
     selected = select_tools(
         groups,
         toolsets=settings.toolsets,

@@ -1,0 +1,32 @@
+"""The README is the front door: its first two commands, its configuration table and its tool list
+must match the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from server.gating import select_tools
+from server.settings import ServerSettings
+from tools import load_groups
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_the_first_two_commands_are_make_demo_and_make_test() -> None:
+    commands = re.findall(r"^make \w+", README, flags=re.M)
+    assert commands[:2] == ["make demo", "make test"]
+
+
+def test_every_flag_is_in_the_configuration_table() -> None:
+    flags = ["--" + name.replace("_", "-") for name in ServerSettings.model_fields]
+    for group in load_groups():
+        flags += [f"--{group.name}-" + name.replace("_", "-") for name in group.settings.model_fields]
+    missing = [flag for flag in flags if f"`{flag}`" not in README]
+    assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_every_tool_is_listed() -> None:
+    tools = select_tools(load_groups(), allow_destructive=True)
+    missing = [spec.name for spec in tools if f"`{spec.name}`" not in README]
+    assert not missing, f"README tool list lacks {missing}"

@@ -20,7 +20,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The Docker tests need a real engine: scripts/docker-engine.sh installs Debian's docker.io,
+# busybox-static and docker-registry when they are missing (root + apt-get); the tests start and
+# stop their own dockerd on a private socket.
 pytest: $(STAMP)
+	bash scripts/docker-engine.sh
 	$(BIN)/pytest
 
 test: lint pytest

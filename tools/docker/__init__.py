@@ -580,9 +580,11 @@ async def _read_logs(
     grep: str | None = None,
 ) -> tuple[list[LogLine], bool, str | None]:
     """Fetch, demultiplex, filter and bound a container's log; returns lines, truncated, note."""
-    # One line more than wanted, so that "there is more" can be stated; grep scans a wider window.
-    scan = tail + 1 if grep is None else max(tail, 10_000)
-    params: dict[str, Any] = {"stdout": stdout, "stderr": stderr, "timestamps": timestamps, "tail": scan}
+    # One line more than wanted, so that "there is more" can be stated. The engine's tail counts both
+    # streams before it drops one, so a stream choice or a grep is applied here, over a wider window.
+    filtered = grep is not None or not (stdout and stderr)
+    scan = max(tail + 1, 10_000) if filtered else tail + 1
+    params: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": timestamps, "tail": scan}
     if since:
         params["since"] = _unix_time(since, "since")
     if until:
@@ -615,12 +617,12 @@ async def _read_logs(
         flush(stream, complete=True)
 
     notes: list[str] = []
-    if grep is not None:
-        pattern = re.compile(grep)
-        matched = [line for line in lines if pattern.search(line.text)]
+    if filtered:
         if len(lines) >= scan:
-            notes.append(f"grep searched the last {scan} lines only; narrow with since/until to search further back")
-        lines = matched
+            notes.append(f"searched the last {scan} lines only; narrow with since/until to search further back")
+        pattern = re.compile(grep or "")
+        wanted = {"stdout"} if not stderr else {"stderr"} if not stdout else {"stdout", "stderr"}
+        lines = [line for line in lines if line.stream in wanted and pattern.search(line.text)]
     truncated = capped
     if capped:
         notes.append(f"stopped reading after {read_total} bytes; narrow with since/until or tail")
@@ -815,23 +817,25 @@ async def docker_image_pull(args: ImagePullArgs, engine: DockerEngine, ctx: Cont
     await _annotate_engine(engine)
     name, tag = _split_reference(args.image)
     reference = f"{name}:{tag}" if tag else name
+    # Per layer (downloaded, size) in bytes; extraction is reported by message only, so that progress
+    # never goes back (the extracted size differs from the download size).
     layers: dict[str, tuple[int, int]] = {}
-    status = ""
+    status, reported = "", 0
     async for event in engine.pull(name, tag, args.platform):
         status = str(event.get("status") or status)
         layer = event.get("id")
         detail = event.get("progressDetail") or {}
-        if layer and layer != tag and status not in ("Pulling from " + name,):
+        if layer and not status.startswith("Pulling from"):
             current, total = layers.get(layer, (0, 0))
-            if detail.get("total"):
+            if status == "Downloading" and detail.get("total"):
                 current, total = int(detail.get("current") or 0), int(detail["total"])
-            if status in ("Download complete", "Pull complete", "Already exists") and total:
+            elif status in ("Download complete", "Pull complete", "Already exists"):
                 current = total
             layers[layer] = (current, total)
-        done = sum(c for c, _ in layers.values())
+        reported = max(reported, sum(c for c, _ in layers.values()))
         total_bytes = sum(t for _, t in layers.values())
         message = f"{layer}: {status}" if layer else status
-        await ctx.report_progress(done, total_bytes or None, message[:200])
+        await ctx.report_progress(reported, total_bytes or None, message[:200])
     image = await engine.inspect_image(reference)
     digests = [str(d) for d in image.get("RepoDigests") or []]
     repo = name.split("@", 1)[0]

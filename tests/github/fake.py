@@ -83,6 +83,21 @@ class FakeGitHub:
         """A log blob (the stated exception) at ``/_blob/<path>``."""
         self.blobs["/_blob/" + path] = _handler(reply)
 
+    def job_log(self, job_id: int, data: bytes) -> None:
+        """Serve a job's log as GitHub does: the API answers 302 to a signed blob URL (the stated exception)."""
+        blob_path = f"logs/{job_id}.txt"
+        location = self.url(f"/_blob/{blob_path}") + "?sig=c2lnbmF0dXJl&se=2026-03-01"
+        self.on(
+            "GET",
+            "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",
+            lambda request, params: (
+                Reply(302, None, {"Location": location})
+                if params["job_id"] == str(job_id)
+                else Reply(404, {"message": "Not Found"})
+            ),
+        )
+        self.blob(blob_path, Reply(200, text=data))
+
     def calls(self, operation_id: str) -> list[Seen]:
         return [seen for seen in self.seen if seen.operation_id == operation_id]
 

@@ -147,3 +147,27 @@ async def test_merge_refuses_when_the_head_moved_or_the_pr_is_not_mergeable(
         blocked = await call_error(client, "github_pr_merge", {**REPO, "number": 10, "expected_head_sha": b.SHA})
     assert f"its head is no longer {b.SHA}" in moved and "review the new commits" in moved
     assert "cannot be merged: Pull Request is not mergeable" in blocked
+
+
+async def test_ci_red_on_a_pr_to_the_failing_step_log_in_two_calls(
+    github_env: FakeGitHub, connect: Connect, ledger_dir: Path
+) -> None:
+    job_id, run_id = 399444496, 30433642
+    github_env.on("GET", PULL, Reply(200, b.pull(3)))
+    github_env.on(
+        "GET",
+        "/repos/{owner}/{repo}/commits/{ref}/check-runs",
+        Reply(200, {"total_count": 1, "check_runs": [b.check_run(job_id, "test", "failure")]}),
+    )
+    github_env.on("GET", "/repos/{owner}/{repo}/commits/{ref}/status", Reply(200, b.combined_status("pending", [])))
+    github_env.on("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", Reply(200, b.job(job_id, run_id, "test")))
+    github_env.job_log(job_id, b"collecting\nFAILED tests/test_app.py::test_flaky - AssertionError\n1 failed\n")
+    async with connect() as client:
+        pr = await call_ok(client, "github_pr_get", {**REPO, "number": 3, "include": ["checks"]})
+        failing = next(run for run in pr["checks"]["check_runs"] if run["conclusion"] == "failure")
+        logs = await call_ok(client, "github_job_logs", {**REPO, "job_id": failing["id"], "tail_lines": 2})
+    assert logs["jobs"][0]["untrusted_log"] == "FAILED tests/test_app.py::test_flaky - AssertionError\n1 failed"
+    assert logs["jobs"][0]["failed_steps"] == ["Run tests"]
+    upstream = only_span(ledger_dir, "github_job_logs")["upstream"]
+    assert (upstream["job_id"], upstream["run_id"], upstream["head_sha"]) == (job_id, run_id, b.SHA)
+    assert len(upstream["github_request_id"]) == 2  # the job, then its log redirect

@@ -1,0 +1,85 @@
+"""The benchmark's server: one no-op tool, built by the real app factory with or without provenance.
+
+The tool does nothing on purpose, so a round trip measures the transport, the SDK and — when it is
+on — the provenance middleware, and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.app import LedgerApp, create_app
+from server.settings import ServerSettings
+from tools import prov
+from tools._group import ToolGroup
+
+__all__ = ["NOOP_ARGUMENTS", "NoopArgs", "NoopResult", "build_app", "close_app", "register"]
+
+logger = logging.getLogger("mcp_ledger.bench")
+
+FsyncPolicy = Literal["batch", "never"]
+
+# A small argument, so the span's redaction pass and digest have a string to look at.
+NOOP_ARGUMENTS = {"text": "ping"}
+
+
+class NoopArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(default="", description="Echoed back unchanged", max_length=256)
+
+
+class NoopResult(BaseModel):
+    text: str = Field(description="The text that was sent")
+
+
+async def bench_noop(args: NoopArgs, backend: None, ctx: Context) -> NoopResult:
+    """Return the text unchanged; exists to measure per-call overhead."""
+    return NoopResult(text=args.text)
+
+
+def register() -> ToolGroup:
+    group = ToolGroup("bench", "A no-op tool for the provenance overhead benchmark")
+    group.add(bench_noop, read_only=True, idempotent=True, open_world=False)
+    return group
+
+
+def build_app(
+    ledger_dir: Path,
+    *,
+    provenance_enabled: bool,
+    fsync: FsyncPolicy = "batch",
+    network_transport: str | None = None,
+    process_connection_id: str | None = None,
+) -> LedgerApp:
+    """The same server either way; only the middleware differs (the prov tools are there too, as in use)."""
+    settings = ServerSettings(ledger_dir=ledger_dir, fsync=fsync)
+    return create_app(
+        settings,
+        groups=[register(), prov.register()],
+        network_transport=network_transport,
+        process_connection_id=process_connection_id,
+        provenance_enabled=provenance_enabled,
+    )
+
+
+def close_app(app: LedgerApp) -> bool:
+    """``app.close()``; False when it hit the store's known shutdown bug instead of finishing.
+
+    ``provenance._store._Syncer`` assigns ``self._stop = threading.Event()``, shadowing
+    ``Thread._stop``, so ``join()`` raises ``TypeError`` once the fsync thread has ended. The
+    spans are already ``write()``-n by then; only the final fdatasync and the fd close are skipped.
+    """
+    try:
+        app.close()
+    except TypeError as exc:
+        if "'Event' object is not callable" not in str(exc):
+            raise
+        logger.debug("SpanStore.close() hit the _Syncer._stop bug: %s", exc)
+        return False
+    return True

@@ -1,0 +1,50 @@
+"""The benchmark's no-op server over stdio: ``python -m bench._noop_server --provenance on|off``.
+
+Built like ``mcp-ledger serve`` builds the stdio server (pipe transport, one connection id per
+process). stdout belongs to the protocol: nothing else may write to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import anyio
+
+import provenance
+from bench._noop import build_app, close_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench._noop_server", description=__doc__)
+    parser.add_argument("--provenance", choices=["on", "off"], required=True)
+    parser.add_argument("--fsync", choices=["batch", "never"], default="batch")
+    parser.add_argument(
+        "--ledger-dir",
+        type=Path,
+        default=Path(os.environ["MCP_LEDGER_DIR"]) if os.environ.get("MCP_LEDGER_DIR") else None,
+        help="ledger directory (default $MCP_LEDGER_DIR)",
+    )
+    args = parser.parse_args(argv)
+    if args.ledger_dir is None:
+        parser.error("--ledger-dir or MCP_LEDGER_DIR is required")
+    app = build_app(
+        args.ledger_dir,
+        provenance_enabled=args.provenance == "on",
+        fsync=args.fsync,
+        network_transport="pipe",
+        process_connection_id=provenance.process_connection_id(),
+    )
+    try:
+        anyio.run(app.server.run_stdio_async)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close_app(app)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -102,14 +102,20 @@ class Engine:
         return json.loads(body) if body.strip() else None
 
     def run(
-        self, command: list[str], *, name: str | None = None, env: list[str] | None = None, wait: bool = False
+        self,
+        command: list[str],
+        *,
+        name: str | None = None,
+        env: list[str] | None = None,
+        labels: dict[str, str] | None = None,
+        wait: bool = False,
     ) -> str:
         """Create and start a busybox container (network none, test label); optionally wait for its exit."""
         config = {
             "Image": TEST_IMAGE,
             "Cmd": command,
             "Env": env or [],
-            "Labels": {TEST_LABEL: "1"},
+            "Labels": {TEST_LABEL: "1", **(labels or {})},
             "HostConfig": {"NetworkMode": "none"},
         }
         params = {"name": name or f"t-{uuid.uuid4().hex[:10]}"}

@@ -77,7 +77,11 @@ async def test_list_filters_by_label_and_ancestor(client: Caller, engine: Engine
 async def test_inspect_redacts_env_values_and_secret_labels(
     client: Caller, app: LedgerApp, engine: Engine, container: Any
 ) -> None:
-    container_id = container(["sleep", "60"], env=[f"API_TOKEN={SECRET}", "PLAIN=visible-but-env"])
+    container_id = container(
+        ["sleep", "60"],
+        env=[f"API_TOKEN={SECRET}", "PLAIN=visible-but-env"],
+        labels={"db.password": SECRET, "team": "ops"},
+    )
     engine_label_id = engine.json("GET", f"/containers/{container_id}/json")
     check_against_spec("/containers/{id}/json", "get", "200", engine_label_id)
 
@@ -85,11 +89,14 @@ async def test_inspect_redacts_env_values_and_secret_labels(
     assert details["id"] == container_id
     assert "API_TOKEN=[REDACTED]" in details["env"] and "PLAIN=[REDACTED]" in details["env"]
     assert details["state"]["running"] is True and details["network_mode"] == "none"
+    assert details["labels"] == {TEST_LABEL: "1", "db.password": "[REDACTED]", "team": "ops"}
+    listed = await client.ok("docker_container_list", {"name": details["name"]})
+    assert listed["containers"][0]["labels"]["db.password"] == "[REDACTED]"
     span = last_span(app, "docker_container_inspect")
     assert span["upstream"]["container_id"] == container_id
     assert span["upstream"]["container_name"] == details["name"]
     assert span["upstream"]["image_id"] == details["image_id"]
-    assert SECRET not in ledger_text(app) and SECRET not in str(details)
+    assert SECRET not in ledger_text(app) and SECRET not in str(details) + str(listed)
 
 
 async def test_logs_tell_stdout_from_stderr_and_default_to_100_lines(

@@ -172,6 +172,14 @@ async def test_run_binds_an_allowed_host_path(engine: Engine, tmp_path: Path) ->
 async def test_run_of_a_missing_image_says_to_pull_it(client: Caller) -> None:
     message = await client.error("docker_container_run", {"image": "local/not-there:1", "network": "none"})
     assert "image 'local/not-there:1' not found" in message
+    assert "pull it first with docker_image_pull" in message
+
+
+async def test_run_on_a_missing_network_names_it_and_leaves_nothing_behind(client: Caller, engine: Engine) -> None:
+    before = {c["Id"] for c in engine.json("GET", "/containers/json", params={"all": "1"})}
+    message = await client.error("docker_container_run", {"image": TEST_IMAGE, "network": "no-such-net"})
+    assert "no-such-net" in message and "not found" in message
+    assert {c["Id"] for c in engine.json("GET", "/containers/json", params={"all": "1"})} == before
 
 
 async def test_remove_container_is_recorded_and_gone(client: Caller, app: Any, engine: Engine) -> None:

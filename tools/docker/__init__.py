@@ -914,7 +914,11 @@ async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx
     # Not detached: we remove it ourselves after reading its output (the engine would race us to it).
     container_id = await engine.create_container(_run_config(args, args.auto_remove and args.detach), args.name)
     provenance.annotate(container_id=container_id)
-    await engine.start(container_id)
+    try:
+        await engine.start(container_id)
+    except ToolFailure:
+        await engine.remove_container(container_id, force=True, volumes=True)  # leave nothing half-made behind
+        raise
     raw = await engine.inspect_container(container_id)
     provenance.annotate(container_name=_name(raw), image_id=raw.get("Image"))
     if args.detach:

@@ -238,9 +238,16 @@ class DockerEngine:
         await self.call(lambda: container.delete(force=force, v=volumes), missing=f"container {container_id!r}")
 
     async def create_container(self, config: dict[str, Any], name: str | None) -> str:
-        created = await self.call(
-            lambda: self.client.containers.create(config, name=name), missing=f"image {config['Image']!r}"
-        )
+        try:
+            created = await self.call(lambda: self.client.containers.create(config, name=name))
+        except UpstreamError as exc:
+            # A 404 here is a missing image or a missing network; the engine's message says which.
+            if "(404)" in str(exc) and "no such image" in str(exc).lower():
+                raise NotFound(
+                    f"image {config['Image']!r} not found on the Docker engine at {self.address.url}; "
+                    "pull it first with docker_image_pull"
+                ) from None
+            raise
         return str(created.id)
 
     async def list_images(self, *, all_: bool, filters: dict[str, list[str]]) -> list[dict[str, Any]]:

@@ -8,6 +8,9 @@ The line is written before the result goes back, and the result's ``_meta`` name
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import itertools
 import logging
 import os
 import re
@@ -26,7 +29,7 @@ from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
 from provenance._annotate import CallFacts, current_call
-from provenance._redact import redact_payload, redact_text
+from provenance._redact import redact_canonical, redact_payload, redact_text
 from provenance._store import RecordError, SpanStore
 
 __all__ = ["SPAN_ID_META_KEY", "ProvenanceMiddleware", "ToolFacts"]
@@ -48,8 +51,13 @@ class ToolFacts:
     destructive: bool
 
 
+_CONNECTION_PREFIX = f"c-{os.getpid():x}{secrets.token_hex(3)}-"
+_connection_counter = itertools.count(1)
+
+
 def new_connection_id() -> str:
-    return "c-" + secrets.token_hex(8)
+    """Unique per process without a syscall: a random per-process prefix and a counter."""
+    return f"{_CONNECTION_PREFIX}{next(_connection_counter):x}"
 
 
 def _error_result(text: str) -> dict[str, Any]:
@@ -59,8 +67,7 @@ def _error_result(text: str) -> dict[str, Any]:
 
 def _digest(payload: Any, root: str, preview_bytes: int) -> dict[str, Any]:
     """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
-    redacted, paths = redact_payload(payload, root)
-    canonical = orjson.dumps(redacted, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    canonical, paths = redact_canonical(payload, root)
     truncated = len(canonical) > preview_bytes
     preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
     return {
@@ -82,8 +89,9 @@ class _Span:
         # A tool name is caller input like any other; it must not carry a secret into the ledger.
         self.tool = redact_text(raw_name)[0] if isinstance(raw_name, str) else None
         self.arguments = params.get("arguments")
-        self.span_id = secrets.token_hex(8)
-        self.trace_id, self.parent_span_id = _trace_parent(ctx.meta)
+        ids = os.urandom(24).hex()  # one syscall for both W3C ids
+        self.span_id = ids[:16]
+        self.trace_id, self.parent_span_id = _trace_parent(ctx.meta, ids[16:])
         self.facts = CallFacts()
         self.error_type: str | None = None
         self.message: str | None = None
@@ -112,21 +120,34 @@ class _Span:
             "start_ns": str(self.start_ns),
             "end_ns": str(end_ns),
             "status": {"code": "ERROR" if self.error_type else "OK", "message": self.message},
-            "attributes": redact_payload(attributes, "$")[0],
+            "attributes": attributes,
             "input": _digest(self.arguments if self.arguments is not None else {}, "$", preview_bytes),
             "output": _digest(_output_payload(result), "$", preview_bytes),
-            "upstream": redact_payload(self.facts.upstream, "$")[0],
+            "upstream": redact_payload(self.facts.upstream, "$")[0] if self.facts.upstream else {},
         }
         return record
 
 
-def _trace_parent(meta: Mapping[str, Any] | None) -> tuple[str, str | None]:
+def _trace_parent(meta: Mapping[str, Any] | None, new_trace_id: str) -> tuple[str, str | None]:
     traceparent = meta.get("traceparent") if meta else None
     if isinstance(traceparent, str):
         match = _TRACEPARENT_RE.match(traceparent.strip())
         if match and match[1] != "0" * 32 and match[2] != "0" * 16:
             return match[1], match[2]
-    return secrets.token_hex(16), None
+    return new_trace_id, None
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _redacted(text: str) -> str:
+    return redact_text(text)[0]
 
 
 def _output_payload(result: dict[str, Any] | None) -> Any:
@@ -164,6 +185,56 @@ def _redact_error_text(result: dict[str, Any]) -> None:
                 content[i] = {**block, "text": text}
 
 
+class _Deadline:
+    __slots__ = ("task", "at", "fired", "owner")
+
+    def __init__(self, task: asyncio.Task[Any], at: float, owner: _Deadlines) -> None:
+        self.task, self.at, self.fired, self.owner = task, at, False, owner
+
+    def stop(self) -> bool:
+        """Forget this deadline; True when it fired (the task's cancellation is then withdrawn)."""
+        self.owner.calls.discard(self)
+        if self.fired:
+            self.task.uncancel()
+        return self.fired
+
+
+class _Deadlines:
+    """Per-call timeouts on asyncio without a timer per call: one sweep cancels overdue calls.
+
+    A cancel scope or ``asyncio.timeout`` per call costs several microseconds on the hot path; a set
+    insert does not. Calls end within one sweep period (at most 1 s) after their deadline.
+    """
+
+    def __init__(self) -> None:
+        self.calls: set[_Deadline] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._period = 1.0
+
+    def start(self, timeout: float) -> _Deadline:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        if loop is not self._loop:
+            self._loop, self._timer = loop, None
+        deadline = _Deadline(task, loop.time() + timeout, self)
+        self.calls.add(deadline)
+        if self._timer is None:
+            self._period = min(1.0, max(0.01, timeout / 4))
+            self._timer = loop.call_later(self._period, self._sweep)
+        return deadline
+
+    def _sweep(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        for deadline in list(self.calls):
+            if deadline.at <= now and not deadline.fired:
+                deadline.fired = True
+                deadline.task.cancel("mcp-ledger: --call-timeout")
+        self._timer = self._loop.call_later(self._period, self._sweep) if self.calls else None
+
+
 class ProvenanceMiddleware(ServerMiddleware[Any]):
     """Record every ``tools/call`` as a span in the ledger (see the module docstring)."""
 
@@ -188,6 +259,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         self.process_connection_id = process_connection_id
         self.server_version = server_version
         self._warned_unrecorded = False
+        self._deadlines = _Deadlines()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -236,16 +308,32 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
     async def _call_with_timeout(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, span: _Span
     ) -> dict[str, Any] | None:
-        with anyio.move_on_after(self.call_timeout) as scope:
+        if self.call_timeout is None:
             result = _as_dict(await call_next(ctx))
-        if scope.cancelled_caught:
-            message = f"the call did not finish within {self.call_timeout:g} s (--call-timeout) and was stopped"
-            span.fail("timeout", message)
-            return _error_result(message)
+        elif _on_asyncio():
+            deadline = self._deadlines.start(self.call_timeout)
+            try:
+                result = _as_dict(await call_next(ctx))
+            except asyncio.CancelledError:
+                if not deadline.stop():
+                    raise
+                return self._timed_out(span)
+            if deadline.stop():  # the tool swallowed the cancellation; the time was up all the same
+                return self._timed_out(span)
+        else:
+            with anyio.move_on_after(self.call_timeout) as scope:
+                result = _as_dict(await call_next(ctx))
+            if scope.cancelled_caught:
+                return self._timed_out(span)
         if result is not None and result.get("isError") is True:
             _redact_error_text(result)
             span.fail("tool_error", _first_text(result))
         return result
+
+    def _timed_out(self, span: _Span) -> dict[str, Any]:
+        message = f"the call did not finish within {self.call_timeout:g} s (--call-timeout) and was stopped"
+        span.fail("timeout", message)
+        return _error_result(message)
 
     def _refusal(self) -> str | None:
         if not self.store.failed or self.on_record_failure != "refuse":
@@ -310,8 +398,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
                 attributes["mcp.session.id"] = connection.session_id
             info = connection.client_params.client_info if connection.client_params else None
             if info is not None:
-                attributes["mcp.client.name"] = info.name
-                attributes["mcp.client.version"] = info.version
+                # Client-supplied text: redacted like any other caller input (cached: it rarely changes).
+                attributes["mcp.client.name"] = _redacted(info.name)
+                attributes["mcp.client.version"] = _redacted(info.version)
         attributes["mcp-ledger.connection.id"] = self._connection_id(connection)
         return attributes
 

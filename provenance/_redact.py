@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "redact_payload", "redact_text"]
+import orjson
+
+__all__ = ["REDACTED", "redact_canonical", "redact_payload", "redact_text"]
 
 REDACTED = "[REDACTED]"
 
@@ -54,10 +57,12 @@ _ENV_KEYS = frozenset({"env", "environment", "envs", "env_vars", "environment_va
 _ENV_ITEM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
 
 
+@functools.lru_cache(maxsize=4096)
 def _normal_key(key: str) -> str:
     return key.lower().replace("-", "_")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Whether a string under ``key`` is a secret by its name alone."""
     k = _normal_key(key)
@@ -157,6 +162,29 @@ def redact_payload(value: Any, root: str = "$") -> tuple[Any, list[str]]:
     walker = _Walker()
     out = walker.value(value, root, False)
     return out, walker.paths
+
+
+# Every value rule starts with one of these literals, and every key rule contains one of these words:
+# a serialised payload without any of them has nothing to redact. (A hit only means "look closer".)
+_MAYBE_SECRET = re.compile(
+    rb"gh[pousr]_|github_pat_|hf_|AKIA|ASIA|eyJ|-----BEGIN|[Bb]earer|Basic"
+    rb"|(?i:token|secret|passw|passphrase|authoriz|api.?key|private|client.key|credential|cookie"
+    rb"|session.key|access.key|signing.key|auth.?header|env|\"Secret\")"
+)
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def redact_canonical(value: Any, root: str = "$") -> tuple[bytes, list[str]]:
+    """Canonical JSON (sorted keys, compact) of the redacted value, and the redacted paths.
+
+    Fast path: most payloads hold nothing that could be a secret, which one serialisation and one
+    byte scan show; only the rest pay for the walk.
+    """
+    canonical = orjson.dumps(value, option=_CANONICAL)
+    if _MAYBE_SECRET.search(canonical) is None:
+        return canonical, []
+    redacted, paths = redact_payload(value, root)
+    return (orjson.dumps(redacted, option=_CANONICAL) if paths else canonical), paths
 
 
 def redact_env_values(env: Any) -> Any:

@@ -22,7 +22,6 @@ from hashlib import sha256
 from typing import Any, Literal
 
 import anyio
-import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
@@ -186,7 +185,7 @@ def _redact_error_text(result: dict[str, Any]) -> None:
 
 
 class _Deadline:
-    __slots__ = ("task", "at", "fired", "owner")
+    __slots__ = ("at", "fired", "owner", "task")
 
     def __init__(self, task: asyncio.Task[Any], at: float, owner: _Deadlines) -> None:
         self.task, self.at, self.fired, self.owner = task, at, False, owner

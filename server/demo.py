@@ -17,10 +17,12 @@ import provenance
 __all__ = ["run_demo"]
 
 DEMO_CALLS: list[tuple[str, dict[str, Any], str]] = [
-    ("prov_verify", {}, "is the ledger intact?"),
-    ("prov_stats", {}, "what has been called so far?"),
+    ("docker_container_list", {"all": True, "limit": 5}, "what runs on the local Docker engine (if any)?"),
+    ("github_run_list", {"owner": "octocat", "repo": "hello-world"}, "no token in the demo: says what to set"),
     ("prov_query", {"since": "last tuesday"}, "a bad argument: the error says what to fix"),
+    ("prov_stats", {}, "what has been called so far?"),
     ("prov_query", {"status": "error", "limit": 5}, "which calls failed?"),
+    ("prov_verify", {}, "is the ledger intact?"),
 ]
 
 
@@ -28,7 +30,12 @@ async def _session(ledger_dir: Path) -> list[str]:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "server", "serve"],
-        env={"MCP_LEDGER_DIR": str(ledger_dir), "PATH": os.environ.get("PATH", "")},
+        # What an MCP client passes: a minimal environment (no tokens), plus the ledger directory.
+        env={
+            "MCP_LEDGER_DIR": str(ledger_dir),
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", ""),
+        },
     )
     lines = []
     async with Client(stdio_client(params)) as client:
@@ -41,7 +48,7 @@ async def _session(ledger_dir: Path) -> list[str]:
             text = result.content[0].text if result.content and hasattr(result.content[0], "text") else ""
             lines.append(f"  {name}({arguments}) -> {outcome}, span {span_id}   # {why}")
             if result.is_error:
-                lines.append(f"      {text}")
+                lines.append(f"      {text[:300]}")
     return lines
 
 
@@ -56,8 +63,8 @@ def run_demo(ledger_dir: Path) -> int:
     cli(["query", "--ledger-dir", str(ledger_dir)])
     span = next(provenance.iter_spans(ledger_dir), None)
     if span is not None:
-        print("\n== one span in full (mcp-ledger query --json --full)\n")
-        print(provenance.summarize_span(span) and _pretty(span))
+        print("\n== the first span in full (mcp-ledger query --json --full)\n")
+        print(_pretty(span))
     print("\n== mcp-ledger verify\n")
     return cli(["verify", "--ledger-dir", str(ledger_dir)])
 

@@ -116,17 +116,30 @@ def _span_rows(spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+def _span_filter(args: argparse.Namespace) -> provenance.SpanFilter:
+    """The filters shared by query and tail (see _add_query_filters)."""
+    return provenance.SpanFilter.from_params(
+        tool=args.tool,
+        group=args.group,
+        status=args.status,
+        session=args.session,
+        trace=args.trace,
+        since=args.since,
+        until=args.until,
+    )
+
+
+def _existing_ledger_dir(args: argparse.Namespace) -> Path | None:
+    directory = _ledger_dir(args)
+    if not directory.is_dir():
+        print(f"mcp-ledger {args.command}: no ledger directory at {directory}", file=sys.stderr)
+        return None
+    return directory
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     try:
-        span_filter = provenance.SpanFilter.from_params(
-            tool=args.tool,
-            group=args.group,
-            status=args.status,
-            session=args.session,
-            trace=args.trace,
-            since=args.since,
-            until=args.until,
-        )
+        span_filter = _span_filter(args)
         page = provenance.query_spans(_ledger_dir(args), span_filter, limit=args.limit, cursor=args.cursor)
     except provenance.QueryError as exc:
         print(f"mcp-ledger query: {exc}", file=sys.stderr)
@@ -176,9 +189,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    directory = _ledger_dir(args)
-    if not directory.is_dir():
-        print(f"mcp-ledger verify: no ledger directory at {directory}", file=sys.stderr)
+    directory = _existing_ledger_dir(args)
+    if directory is None:
         return 2
     if args.recover:
         for path in provenance.recover_torn_tails(directory):
@@ -203,15 +215,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     directory = _ledger_dir(args)
     try:
-        span_filter = provenance.SpanFilter.from_params(
-            tool=args.tool,
-            group=args.group,
-            status=args.status,
-            session=args.session,
-            trace=args.trace,
-            since=args.since,
-            until=args.until,
-        )
+        span_filter = _span_filter(args)
         spans, position = provenance.tail_spans(directory, span_filter, after_id=None, last=args.lines)
         while True:
             for span in spans:
@@ -235,9 +239,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     import time
 
-    directory = _ledger_dir(args)
-    if not directory.is_dir():
-        print(f"mcp-ledger index: no ledger directory at {directory}", file=sys.stderr)
+    directory = _existing_ledger_dir(args)
+    if directory is None:
         return 2
     started = time.perf_counter()
     if args.rebuild:

@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--full", action="store_true", help="with --json: full span records, not summaries")
     query.set_defaults(func=cmd_query)
 
-    stats = reader("stats", "per-tool call counts, error rates, mean and p95 durations")
+    stats = reader("stats", "per-tool call counts, error rates and p50/p95/p99 durations")
     stats.add_argument("--since", help="ISO-8601 time or an age: 15m, 2h, 7d")
     stats.add_argument("--until", help="ISO-8601 time or an age")
     stats.add_argument("--json", action="store_true", help="JSON output")

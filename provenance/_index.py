@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from provenance._segments import list_chains
 
-__all__ = ["INDEX_NAME", "IndexedSpan", "LedgerIndex", "open_index"]
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["INDEX_NAME", "IndexUnavailable", "IndexedSpan", "LedgerIndex", "open_index"]
 
 INDEX_NAME = "index.sqlite"
 SCHEMA_VERSION = "1"
@@ -63,6 +65,10 @@ _INSERT = (
     "INSERT INTO spans (seg, off, len, span_id, trace_id, tool, grp, error, session, connection, start_ns, end_ns)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+class IndexUnavailable(Exception):
+    """The index cannot be opened or updated (disk full, a file-size limit, a damaged file)."""
 
 
 @dataclass(frozen=True)
@@ -107,13 +113,22 @@ class LedgerIndex:
         self.path = path or self.directory / INDEX_NAME
         self._lock = threading.RLock()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', ?)", (secrets.token_hex(4),))
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        self.generation = str(self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+        import sqlite3  # here, not at module import: the server's start-up does not need it
+
+        self._errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+        try:
+            self._db: sqlite3.Connection = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', ?)", (secrets.token_hex(4),))
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        except self._errors as exc:
+            raise IndexUnavailable(str(exc)) from exc
+        self.generation = str(row[0])
         self.before_commit: Callable[[str, int], None] | None = None  # a test hook: crash mid-update
 
     def close(self) -> None:
@@ -122,6 +137,12 @@ class LedgerIndex:
 
     def catch_up(self) -> int:
         """Index every complete line written since the last catch-up; return how many spans were added."""
+        try:
+            return self._catch_up()
+        except self._errors as exc:
+            raise IndexUnavailable(str(exc)) from exc
+
+    def _catch_up(self) -> int:
         with self._lock:
             on_disk = {seg.path.name: seg.path for segs in list_chains(self.directory).values() for seg in segs}
             known = {

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import math
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from typing import Any, Literal
 
 import orjson
 
-from provenance._index import LedgerIndex, open_index
+from provenance._index import IndexUnavailable, LedgerIndex, open_index
 from provenance._segments import iter_lines, list_chains
 
 __all__ = [
@@ -228,7 +227,7 @@ def _index(directory: Path) -> LedgerIndex | None:
     try:
         index = open_index(directory)
         index.catch_up()
-    except (sqlite3.Error, OSError) as exc:
+    except (IndexUnavailable, OSError) as exc:
         logger.warning("ledger index unavailable (%s); answering by a full scan", exc)
         return None
     return index

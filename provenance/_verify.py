@@ -7,7 +7,6 @@ see a cut-off tail by itself (that needs a checkpoint kept elsewhere).
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +92,8 @@ def verify(directory: Path, *, workers: int | None = None) -> VerifyReport:
         workers = min(os.cpu_count() or 1, len(segments)) if total >= PARALLEL_MIN_BYTES else 1
     jobs = [(str(seg.path), seg.chain, seg.index) for seg in segments]
     if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor  # only big ledgers pay for the import
+
         with ProcessPoolExecutor(max_workers=workers) as pool:
             scans = list(pool.map(_scan_job, jobs, chunksize=1))
     else:

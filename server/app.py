@@ -13,7 +13,7 @@ from typing import Any
 from mcp.server import MCPServer
 
 import provenance
-from server import resources
+from server import VERSION, resources
 from server.gating import select_tools
 from server.logs import configure_logging
 from server.settings import ServerSettings
@@ -24,12 +24,6 @@ __all__ = ["VERSION", "LedgerApp", "create_app"]
 
 logger = logging.getLogger("mcp_ledger.server")
 
-try:
-    from importlib.metadata import version as _version
-
-    VERSION = _version("mcp-ledger")
-except Exception:  # pragma: no cover - running from a source tree without metadata
-    VERSION = "0.0.0"
 
 INSTRUCTIONS = (
     "Tools for operational work; every tool call is recorded as a provenance span in a hash-chained "

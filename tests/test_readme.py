@@ -30,3 +30,12 @@ def test_every_tool_is_listed() -> None:
     tools = select_tools(load_groups(), allow_destructive=True)
     missing = [spec.name for spec in tools if f"`{spec.name}`" not in README]
     assert not missing, f"README tool list lacks {missing}"
+
+
+def test_the_server_version_is_the_package_version() -> None:
+    import tomllib
+
+    from server import VERSION
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == VERSION

@@ -1,5 +1,6 @@
 """Tool groups. Each module contributes one toolset through ``register()`` (see ``tools._group``)."""
 
+import functools
 from collections.abc import Callable
 
 from tools import docker, github, prov
@@ -14,8 +15,14 @@ REGISTRY: dict[str, Callable[[], ToolGroup]] = {
 }
 
 
+@functools.cache
+def _registered() -> tuple[ToolGroup, ...]:
+    return tuple(register() for register in REGISTRY.values())
+
+
 def load_groups() -> list[ToolGroup]:
-    return [register() for register in REGISTRY.values()]
+    """Every tool group, registered once per process."""
+    return list(_registered())
 
 
 __all__ = ["REGISTRY", "ToolGroup", "load_groups"]

@@ -15,6 +15,7 @@ agent. Anything else is an internal error: its text stays on the server.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, get_type_hints
 
 import anyio
+import orjson
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
@@ -41,6 +43,7 @@ __all__ = [
     "NotConfigured",
     "ToolFailure",
     "ToolGroup",
+    "ToolModel",
     "ToolSpec",
     "UpstreamError",
 ]
@@ -67,6 +70,13 @@ class NotConfigured(ToolFailure):
 
 class UpstreamError(ToolFailure):
     """The upstream refused or failed the request (not found, unauthorized, unreachable, …)."""
+
+
+class ToolModel(BaseModel):
+    """Base for tool input and output models. Validators are built on first use, not at import:
+    a server that offers many tools starts as fast as one that offers a few."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class GroupSettings(BaseModel):
@@ -230,6 +240,24 @@ class _RawArguments(ArgModelBase):
         return {"arguments": dict(self.__pydantic_extra__ or {})}
 
 
+SCHEMA_CACHE = Path(__file__).with_name("schemas.json")
+
+
+def generate_schemas(spec: ToolSpec) -> dict[str, Any]:
+    """A tool's public input and output schemas, as the SDK would derive them."""
+    output = FuncMetadata(arg_model=_RawArguments, output_model=spec.output_type).output_schema
+    return {"input": spec.input_model.model_json_schema(), "output": output}
+
+
+@functools.cache
+def _schema_cache() -> dict[str, Any]:
+    try:
+        cached: dict[str, Any] = orjson.loads(SCHEMA_CACHE.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    return cached
+
+
 def build_tool(spec: ToolSpec, runtime: GroupRuntime[Any]) -> Tool:
     """The SDK tool for ``spec``: public schema from the input model, validation with short messages."""
 
@@ -248,15 +276,20 @@ def build_tool(spec: ToolSpec, runtime: GroupRuntime[Any]) -> Tool:
             raise
 
     call.__name__ = spec.name
-    # Built directly rather than by Tool.from_function: that would derive (and then throw away) an
-    # argument model and schema from ``call``'s signature — a third of the server's start-up time.
+    # Schemas come from tools/schemas.json, generated from the models and checked against them by
+    # tests/tools/test_schema_cache.py: deriving them at start-up is most of a server's start time.
+    schemas = _schema_cache().get(spec.name) or generate_schemas(spec)
+    # Built directly rather than by Tool.from_function, which would derive (and throw away) an
+    # argument model and schema from ``call``'s signature.
     return Tool(
         fn=call,
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=spec.input_model.model_json_schema(),
-        fn_metadata=FuncMetadata(arg_model=_RawArguments, output_model=spec.output_type),
+        parameters=schemas["input"],
+        fn_metadata=FuncMetadata(
+            arg_model=_RawArguments, output_model=spec.output_type, output_schema=schemas["output"]
+        ),
         is_async=True,
         context_kwarg="ctx",
         annotations=spec.annotations,

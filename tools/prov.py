@@ -11,13 +11,13 @@ from typing import Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 import provenance
-from tools._group import GroupEnvironment, ToolFailure, ToolGroup
+from tools._group import GroupEnvironment, ToolFailure, ToolGroup, ToolModel
 
 
-class _Args(BaseModel):
+class _Args(ToolModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -42,7 +42,7 @@ class QueryArgs(_Args):
     cursor: str | None = Field(default=None, description="next_cursor from the previous page", max_length=512)
 
 
-class SpanList(BaseModel):
+class SpanList(ToolModel):
     spans: list[dict[str, Any]] = Field(description="Newest first; compact summaries (prov_span has the full record)")
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
 
@@ -53,7 +53,7 @@ class SpanArgs(_Args):
     )
 
 
-class SpanRecord(BaseModel):
+class SpanRecord(ToolModel):
     span: dict[str, Any] = Field(description="The full span as stored (digests, redacted previews, upstream facts)")
 
 
@@ -61,7 +61,7 @@ class TraceArgs(_Args):
     trace_id: str = Field(description="32 hex digits", pattern="^[0-9a-f]{32}$")
 
 
-class Trace(BaseModel):
+class Trace(ToolModel):
     trace_id: str
     spans: list[dict[str, Any]] = Field(description="Root spans oldest first, each with its children nested")
 
@@ -71,7 +71,7 @@ class StatsArgs(_Args):
     until: str | None = TimeArg
 
 
-class Stats(BaseModel):
+class Stats(ToolModel):
     count: int
     errors: int
     error_rate: float
@@ -85,7 +85,7 @@ class VerifyArgs(_Args):
     pass
 
 
-class Verification(BaseModel):
+class Verification(ToolModel):
     ok: bool = Field(description="True when every chain is intact")
     chains: int
     spans: int

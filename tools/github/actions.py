@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from provenance import annotate
-from tools._group import UpstreamError
+from tools._group import ToolModel, UpstreamError
 from tools.github._backend import GitHubBackend, next_page
 from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
 
@@ -40,7 +40,7 @@ class WorkflowListArgs(PageArgs):
     pass
 
 
-class Workflow(BaseModel):
+class Workflow(ToolModel):
     id: int
     name: str
     path: str
@@ -48,7 +48,7 @@ class Workflow(BaseModel):
     html_url: str
 
 
-class WorkflowList(BaseModel):
+class WorkflowList(ToolModel):
     workflows: list[Workflow]
     total_count: int
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
@@ -63,7 +63,7 @@ class RunListArgs(PageArgs):
     head_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
 
 
-class RunSummary(BaseModel):
+class RunSummary(ToolModel):
     id: int
     name: str | None
     display_title: str
@@ -81,7 +81,7 @@ class RunSummary(BaseModel):
     html_url: str
 
 
-class RunList(BaseModel):
+class RunList(ToolModel):
     runs: list[RunSummary]
     total_count: int
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
@@ -91,14 +91,14 @@ class RunGetArgs(RepoArgs):
     run_id: int = Field(gt=0)
 
 
-class Step(BaseModel):
+class Step(ToolModel):
     number: int
     name: str
     conclusion: str | None
     duration_s: float | None
 
 
-class Job(BaseModel):
+class Job(ToolModel):
     id: int = Field(description="Job id (also the check run id); pass to github_job_logs")
     name: str
     status: str
@@ -111,7 +111,7 @@ class Job(BaseModel):
     failed_steps: list[Step]
 
 
-class Run(BaseModel):
+class Run(ToolModel):
     run: RunSummary
     jobs: list[Job] = Field(description="Jobs of the latest attempt")
     jobs_total: int
@@ -147,7 +147,7 @@ class JobLogsArgs(RepoArgs):
         return self
 
 
-class JobLog(BaseModel):
+class JobLog(ToolModel):
     job_id: int
     run_id: int
     name: str
@@ -162,7 +162,7 @@ class JobLog(BaseModel):
     untrusted_log: str = Field(description=f"Log lines. {UNTRUSTED}")
 
 
-class JobLogs(BaseModel):
+class JobLogs(ToolModel):
     jobs: list[JobLog]
     notes: list[str]
 
@@ -175,7 +175,7 @@ class WorkflowDispatchArgs(RepoArgs):
     )
 
 
-class Dispatch(BaseModel):
+class Dispatch(ToolModel):
     workflow: str
     ref: str
     run_id: int | None = Field(description="The new run (when GitHub reports it)")
@@ -193,7 +193,7 @@ class RunCancelArgs(RepoArgs):
     run_id: int = Field(gt=0)
 
 
-class RunAction(BaseModel):
+class RunAction(ToolModel):
     run_id: int
     action: str
     status: str | None = Field(description="The run's status right after the request")

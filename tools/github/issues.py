@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from provenance import annotate
+from tools._group import ToolModel
 from tools.github._backend import GitHubBackend, next_page
 from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
 
@@ -22,7 +23,7 @@ class IssueListArgs(PageArgs):
     direction: Literal["asc", "desc"] = "desc"
 
 
-class IssueSummary(BaseModel):
+class IssueSummary(ToolModel):
     number: int
     title: str
     state: str
@@ -36,7 +37,7 @@ class IssueSummary(BaseModel):
     html_url: str
 
 
-class IssueList(BaseModel):
+class IssueList(ToolModel):
     issues: list[IssueSummary]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
 
@@ -57,7 +58,7 @@ class IssueDetail(IssueSummary):
     body_truncated: bool
 
 
-class Comment(BaseModel):
+class Comment(ToolModel):
     id: int
     author: str | None
     created_at: str
@@ -66,7 +67,7 @@ class Comment(BaseModel):
     truncated: bool
 
 
-class Issue(BaseModel):
+class Issue(ToolModel):
     issue: IssueDetail
     comments: list[Comment]
     comments_next_cursor: str | None = Field(description="Pass as comments_cursor for more comments")
@@ -79,7 +80,7 @@ class IssueCreateArgs(RepoArgs):
     assignees: list[str] = Field(default_factory=list, max_length=10)
 
 
-class IssueRef(BaseModel):
+class IssueRef(ToolModel):
     number: int
     title: str
     state: str
@@ -93,7 +94,7 @@ class IssueCommentArgs(RepoArgs):
     body: str = Field(min_length=1, max_length=65_536)
 
 
-class CommentRef(BaseModel):
+class CommentRef(ToolModel):
     id: int
     issue_number: int
     html_url: str

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from provenance import annotate
-from tools._group import UpstreamError
+from tools._group import ToolModel, UpstreamError
 from tools.github._backend import GitHubBackend, next_page
 from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
 
@@ -23,7 +23,7 @@ class PrListArgs(PageArgs):
     direction: Literal["asc", "desc"] = "desc"
 
 
-class PrSummary(BaseModel):
+class PrSummary(ToolModel):
     number: int
     title: str
     state: str
@@ -38,7 +38,7 @@ class PrSummary(BaseModel):
     html_url: str
 
 
-class PrList(BaseModel):
+class PrList(ToolModel):
     pulls: list[PrSummary]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
 
@@ -64,7 +64,7 @@ class PrDetail(PrSummary):
     untrusted_body: str | None = Field(description=f"The PR description. {UNTRUSTED}")
 
 
-class PrFile(BaseModel):
+class PrFile(ToolModel):
     filename: str
     status: str
     additions: int
@@ -72,13 +72,13 @@ class PrFile(BaseModel):
     previous_filename: str | None = None
 
 
-class PrDiff(BaseModel):
+class PrDiff(ToolModel):
     bytes_total: int
     truncated: bool
     untrusted_diff: str = Field(description=f"Unified diff. {UNTRUSTED}")
 
 
-class CheckRun(BaseModel):
+class CheckRun(ToolModel):
     id: int = Field(description="For GitHub Actions this is the job id: pass it to github_job_logs")
     name: str
     status: str
@@ -88,14 +88,14 @@ class CheckRun(BaseModel):
     completed_at: str | None
 
 
-class CommitStatus(BaseModel):
+class CommitStatus(ToolModel):
     context: str
     state: str
     description: str | None
     target_url: str | None
 
 
-class PrChecks(BaseModel):
+class PrChecks(ToolModel):
     head_sha: str
     combined_state: str = Field(description="Combined commit status: success, pending, failure or error")
     statuses: list[CommitStatus]
@@ -104,7 +104,7 @@ class PrChecks(BaseModel):
     failing: list[str] = Field(description="Names of failed check runs and statuses")
 
 
-class Review(BaseModel):
+class Review(ToolModel):
     id: int
     author: str | None
     state: str
@@ -113,7 +113,7 @@ class Review(BaseModel):
     untrusted_body: str = Field(description=f"Review text. {UNTRUSTED}")
 
 
-class Pr(BaseModel):
+class Pr(ToolModel):
     pr: PrDetail
     files: list[PrFile] | None = None
     files_truncated: bool | None = None
@@ -145,7 +145,7 @@ class PrReviewArgs(RepoArgs):
         return self
 
 
-class ReviewResult(BaseModel):
+class ReviewResult(ToolModel):
     id: int
     state: str
     commit_id: str | None
@@ -162,7 +162,7 @@ class PrMergeArgs(RepoArgs):
     commit_message: str | None = Field(default=None, max_length=65_536)
 
 
-class MergeResult(BaseModel):
+class MergeResult(ToolModel):
     merged: bool
     sha: str = Field(description="The merge (or squash/rebase) commit")
     message: str

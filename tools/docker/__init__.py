@@ -9,7 +9,13 @@ Container environment values and secret-like labels are redacted in results; key
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -18,8 +24,8 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import provenance
-from tools._group import GroupSettings, InvalidArguments, ToolFailure, ToolGroup
-from tools.docker._engine import DockerEngine, connect
+from tools._group import GroupSettings, InvalidArguments, ToolFailure, ToolGroup, UpstreamError
+from tools.docker._engine import DockerEngine, NotFound, connect
 
 __all__ = ["DockerSettings", "register"]
 
@@ -42,6 +48,7 @@ class _Args(BaseModel):
 
 ContainerRef = Field(description="Container id, unique id prefix, or name", min_length=1, max_length=256)
 ImageRef = Field(description="Image reference (name[:tag], name@sha256:…) or image id", min_length=1, max_length=512)
+LABELS_NOTE = "Secret-like values redacted; at most 64, values over 1024 characters cut (ending in …)"
 Limit = Field(default=50, ge=1, le=200, description="Page size")
 Cursor = Field(default=None, max_length=256, description="next_cursor from the previous page")
 TimeArg = Field(
@@ -91,6 +98,15 @@ class ContainerListArgs(_Args):
     ancestor: str | None = Field(
         default=None, max_length=512, description="Only containers of this image (or its children)"
     )
+    failed_only: bool = Field(
+        default=False, description="Only exited or restarting containers whose last exit code is non-zero (implies all)"
+    )
+    exited_since: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Only containers that last stopped at or after this time: ISO-8601, Unix seconds, "
+        "or an age such as 1h (implies all)",
+    )
     limit: int = Limit
     cursor: str | None = Cursor
 
@@ -104,8 +120,12 @@ class ContainerSummary(BaseModel):
     created: str = Field(description="ISO-8601, UTC")
     state: str
     status: str = Field(description="The engine's human status, e.g. 'Exited (1) 5 minutes ago'")
-    exit_code: int | None = Field(description="For exited containers, parsed from the status")
-    labels: dict[str, str] = Field(description="Secret-like labels redacted")
+    exit_code: int | None = Field(description="The last exit code of an exited, restarting or dead container")
+    finished_at: str | None = Field(
+        description="When an exited, restarting or dead container last stopped (ISO-8601, UTC); "
+        "the engine has it only in inspect, so each such container on this page is inspected"
+    )
+    labels: dict[str, str] = Field(description=LABELS_NOTE)
 
 
 class ContainerList(BaseModel):
@@ -127,7 +147,7 @@ class ContainerState(BaseModel):
     dead: bool
     pid: int
     exit_code: int
-    error: str
+    error: str = Field(description="The engine's last error for it, environment values removed")
     started_at: str | None
     finished_at: str | None
     health: str | None
@@ -141,10 +161,10 @@ class ContainerDetails(BaseModel):
     created: str
     state: ContainerState
     restart_count: int
-    command: list[str]
+    command: list[str] = Field(description="At most 256 arguments, each cut at 4096 characters (ending in …)")
     entrypoint: list[str]
-    env: list[str] = Field(description="KEY=[REDACTED]: names kept, values redacted")
-    labels: dict[str, str] = Field(description="Secret-like labels redacted")
+    env: list[str] = Field(description="KEY=[REDACTED]: names kept, values redacted (at most 256)")
+    labels: dict[str, str] = Field(description=LABELS_NOTE)
     working_dir: str
     user: str
     tty: bool
@@ -230,12 +250,12 @@ class ImageListArgs(_Args):
 
 class ImageSummary(BaseModel):
     id: str
-    repo_tags: list[str]
-    repo_digests: list[str]
+    repo_tags: list[str] = Field(description="At most 64")
+    repo_digests: list[str] = Field(description="At most 64")
     created: str
     size_bytes: int
     containers: int = Field(description="Containers using the image; -1 when the engine did not count")
-    labels: dict[str, str]
+    labels: dict[str, str] = Field(description=LABELS_NOTE)
 
 
 class ImageList(BaseModel):
@@ -250,8 +270,8 @@ class ImageArgs(_Args):
 
 class ImageDetails(BaseModel):
     id: str
-    repo_tags: list[str]
-    repo_digests: list[str]
+    repo_tags: list[str] = Field(description="At most 64")
+    repo_digests: list[str] = Field(description="At most 64")
     created: str
     size_bytes: int
     architecture: str
@@ -259,12 +279,12 @@ class ImageDetails(BaseModel):
     author: str
     command: list[str]
     entrypoint: list[str]
-    env: list[str] = Field(description="KEY=[REDACTED]: names kept, values redacted")
-    labels: dict[str, str]
+    env: list[str] = Field(description="KEY=[REDACTED]: names kept, values redacted (at most 256)")
+    labels: dict[str, str] = Field(description=LABELS_NOTE)
     working_dir: str
     user: str
-    exposed_ports: list[str]
-    layers: list[str]
+    exposed_ports: list[str] = Field(description="At most 64")
+    layers: list[str] = Field(description="At most 256")
 
 
 class ContainerStopArgs(_Args):
@@ -299,7 +319,9 @@ class ContainerRunArgs(_Args):
     command: list[str] | None = Field(default=None, max_length=256, description="Command and arguments (exec form)")
     entrypoint: list[str] | None = Field(default=None, max_length=64)
     env: dict[str, str] = Field(
-        default_factory=dict, description="Environment; values never appear in results or the ledger"
+        default_factory=dict,
+        description="Environment; values are kept out of results, errors and the ledger (except what the "
+        "container itself prints)",
     )
     name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
     labels: dict[str, str] = Field(default_factory=dict)
@@ -374,42 +396,142 @@ def _optional_time(value: Any) -> str | None:
     return None if not text or text.startswith("0001-01-01") else text
 
 
-_AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _unix_time(value: str, name: str) -> str:
-    """ISO-8601, Unix seconds or an age -> the Unix seconds the engine takes for since/until."""
+def _time_ns(value: str, name: str) -> int:
+    """ISO-8601, Unix seconds or an age (15m, 2h, 7d) -> Unix ns: the `since` forms used everywhere else."""
     text = value.strip()
-    if age := _AGE_RE.match(text):
-        return f"{dt.datetime.now(dt.UTC).timestamp() - float(age.group(1)) * _AGE_SECONDS[age.group(2)]:.3f}"
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return text
+        try:
+            return int(Decimal(text) * 1_000_000_000)
+        except InvalidOperation:
+            pass
+    else:
+        try:
+            return provenance.parse_time(text, name=name)
+        except provenance.QueryError:
+            pass
+    raise InvalidArguments(f"{name}: use ISO-8601 (2024-05-01T12:00:00Z), Unix seconds or an age (15m)")
+
+
+def _engine_seconds(ns: int) -> str:
+    """Unix ns -> the seconds.nanoseconds form the engine takes for since/until."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return f"{seconds}.{nanos:09d}"
+
+
+def _rfc3339_ns(value: Any) -> int | None:
+    """An inspect timestamp (RFC 3339, nanoseconds) -> Unix ns; None for Go's zero time or junk."""
+    text = str(value or "")
+    if not text or text.startswith("0001-01-01"):
+        return None
+    head, dot, rest = text.partition(".")
+    digits = re.match(r"\d*", rest)[0] if dot else ""  # type: ignore[index]
     try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(head + rest[len(digits) :] if dot else text)
     except ValueError:
-        raise InvalidArguments(f"{name}: use ISO-8601 (2024-05-01T12:00:00Z), Unix seconds or an age (15m)") from None
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return f"{moment.timestamp():.3f}"
+    return int(moment.timestamp()) * 1_000_000_000 + int((digits + "000000000")[:9])
+
+
+def _cut(value: Any, limit: int) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _labels(labels: Any) -> dict[str, str]:
-    """Secret-like labels (by key or by value shape) are redacted; the keys stay."""
+    """Secret-like labels (by key or by value shape) are redacted, the keys kept; bounded (LABELS_NOTE)."""
     redacted, _ = provenance.redact_payload(dict(labels or {}))
-    return {str(k): str(v) for k, v in redacted.items()}
+    return {_cut(k, 256): _cut(v, 1024) for k, v in sorted(redacted.items())[:64]}
 
 
 def _env(env: Any) -> list[str]:
-    return [str(item) for item in provenance.redact_env_values(list(env or []))]
+    return [_cut(item, 1024) for item in provenance.redact_env_values(list(env or []))[:256]]
 
 
-_EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def _go_quoted(value: str) -> str:
+    """The value as Go's %q writes it between the quotes: how runc names a bad variable in its errors."""
+    out = []
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _scrub_env(text: str, env: Any) -> str:
+    """Remove a container's environment values from an engine message (runc quotes a bad KEY=VALUE whole).
+
+    Each value goes as written, Go-quoted and JSON-escaped; a value shorter than 4 characters only
+    in its KEY=VALUE form, so that short values do not garble the message."""
+    pairs = [str(item).split("=", 1) for item in env or [] if "=" in str(item)]
+    for key, value in sorted(pairs, key=lambda pair: -len(pair[1])):
+        if not value:
+            continue
+        forms = sorted({value, _go_quoted(value), json.dumps(value)[1:-1]}, key=len, reverse=True)
+        for form in forms:
+            text = text.replace(f"{key}={form}", f"{key}={provenance.REDACTED}")
+        for form in forms:
+            if len(form) >= 4:
+                text = text.replace(form, provenance.REDACTED)
+    return text
+
+
+@contextmanager
+def _env_kept_out(env: Any) -> Iterator[None]:
+    """Engine errors raised inside lose the given environment values (KEY=VALUE strings or a dict)."""
+    pairs = [f"{k}={v}" for k, v in env.items()] if isinstance(env, dict) else list(env or [])
+    try:
+        yield
+    except UpstreamError as exc:
+        text = _scrub_env(str(exc), pairs)
+        if text == str(exc):
+            raise
+        raise type(exc)(text) from None
+
+
+_STOPPED_STATES = frozenset({"exited", "restarting", "dead"})
+_LAST_EXIT_RE = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)(?: (.+) ago)?$")
 
 
 def _exit_code_from_status(status: str) -> int | None:
-    match = _EXITED_RE.match(status)
-    return int(match.group(1)) if match else None
+    match = _LAST_EXIT_RE.match(status)
+    return int(match[1]) if match else None
+
+
+_HOUR = 3600.0
+_NAMED_AGES = {"Less than a second": (0.0, 1.0), "About a minute": (60.0, 120.0), "About an hour": (_HOUR, 2 * _HOUR)}
+_COUNTED_AGE_RE = re.compile(r"^(\d+) (second|minute|hour|day|week|month|year)s?$")
+_UNIT_HOURS = {"hour": 1, "day": 24, "week": 168, "month": 720, "year": 8760}
+
+
+def _status_age(status: str) -> tuple[float, float]:
+    """Seconds since a container stopped, as bounds [low, high) read from the engine's status text.
+
+    The engine writes "Exited (1) 5 minutes ago" with go-units' HumanDuration, whose versions count
+    hours truncated or rounded; the bounds hold for both. (0, inf) when the text does not say."""
+    match = _LAST_EXIT_RE.match(status)
+    human = match[2] if match else None
+    if human in _NAMED_AGES:
+        return _NAMED_AGES[human]
+    counted = _COUNTED_AGE_RE.match(human or "")
+    if counted is None:
+        return 0.0, math.inf
+    n, unit = int(counted[1]), counted[2]
+    if unit in ("second", "minute"):
+        size = 1.0 if unit == "second" else 60.0
+        return n * size, (n + 1) * size
+    hours = _UNIT_HOURS[unit]
+    rounding = 0.0 if unit == "year" else 0.5  # years always come from the truncated hour count
+    return (n * hours - rounding) * _HOUR, (n + 1) * hours * _HOUR
 
 
 def _page(items: list[Any], key: str, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
@@ -444,7 +566,7 @@ def _container_state(raw: dict[str, Any]) -> ContainerState:
         dead=bool(state.get("Dead")),
         pid=int(state.get("Pid") or 0),
         exit_code=int(state.get("ExitCode") or 0),
-        error=str(state.get("Error") or ""),
+        error=_cut(_scrub_env(str(state.get("Error") or ""), (raw.get("Config") or {}).get("Env")), 2000),
         started_at=_optional_time(state.get("StartedAt")),
         finished_at=_optional_time(state.get("FinishedAt")),
         health=health.get("Status"),
@@ -488,8 +610,10 @@ async def docker_system_info(args: SystemInfoArgs, engine: DockerEngine, ctx: Co
 async def docker_container_list(args: ContainerListArgs, engine: DockerEngine, ctx: Context) -> ContainerList:
     """List containers, newest first: running only by default, or all; filter by name, label, status, image.
 
-    Exited containers show their exit code. Paginated: pass next_cursor as cursor for the next page."""
+    failed_only and exited_since find recent failures; stopped containers show exit_code and finished_at.
+    Paginated: pass next_cursor as cursor for the next page."""
     await _annotate_engine(engine)
+    since_ns = _time_ns(args.exited_since, "exited_since") if args.exited_since else None
     filters: dict[str, list[str]] = {}
     if args.name:
         filters["name"] = [args.name]
@@ -499,26 +623,103 @@ async def docker_container_list(args: ContainerListArgs, engine: DockerEngine, c
         filters["status"] = [args.status]
     if args.ancestor:
         filters["ancestor"] = [args.ancestor]
-    raw = await engine.list_containers(all_=args.all or args.status is not None, filters=filters)
+    everything = args.all or args.status is not None or args.failed_only or since_ns is not None
+    raw = await engine.list_containers(all_=everything, filters=filters)
+    if args.failed_only:
+        raw = [c for c in raw if _exit_code_from_status(str(c.get("Status", ""))) not in (None, 0)]
+    inspected: dict[str, dict[str, Any]] = {}
+    if since_ns is not None:
+        raw = await _stopped_since(engine, raw, since_ns, inspected)
     raw.sort(key=lambda c: (-int(c.get("Created") or 0), str(c.get("Id"))))
     page, next_cursor = _page(raw, "Id", args.limit, args.cursor)
-    containers = [
-        ContainerSummary(
-            id=str(c.get("Id", "")),
-            name=str((c.get("Names") or [""])[0]).lstrip("/"),
-            image=str(c.get("Image", "")),
-            image_id=str(c.get("ImageID", "")),
-            command=str(c.get("Command", ""))[:512],
-            created=_iso(c.get("Created")),
-            state=str(c.get("State", "")),
-            status=str(c.get("Status", "")),
-            exit_code=_exit_code_from_status(str(c.get("Status", ""))),
-            labels=_labels(c.get("Labels")),
-        )
-        for c in page
-    ]
-    provenance.annotate(container_ids=[c.id for c in containers], container_names=[c.name for c in containers])
+    stopped = [str(c["Id"]) for c in page if c.get("State") in _STOPPED_STATES and c["Id"] not in inspected]
+    await _inspect_each(engine, stopped, inspected)
+    containers = [_summary(c, inspected.get(str(c.get("Id")))) for c in page]
+    provenance.annotate(
+        container_ids=[c.id for c in containers],
+        container_names=[c.name for c in containers],
+        containers_inspected=len(inspected),
+    )
     return ContainerList(containers=containers, total=len(raw), next_cursor=next_cursor)
+
+
+def _summary(listed: dict[str, Any], inspected: dict[str, Any] | None) -> ContainerSummary:
+    state = (inspected or {}).get("State") or {}
+    status = str(listed.get("Status", ""))
+    exit_code = _exit_code_from_status(status)
+    if state and listed.get("State") in _STOPPED_STATES:
+        exit_code = int(state.get("ExitCode") or 0)
+    return ContainerSummary(
+        id=str(listed.get("Id", "")),
+        name=str((listed.get("Names") or [""])[0]).lstrip("/"),
+        image=str(listed.get("Image", "")),
+        image_id=str(listed.get("ImageID", "")),
+        command=_cut(listed.get("Command", ""), 512),
+        created=_iso(listed.get("Created")),
+        state=str(listed.get("State", "")),
+        status=status,
+        exit_code=exit_code,
+        finished_at=_optional_time(state.get("FinishedAt")) if state else None,
+        labels=_labels(listed.get("Labels")),
+    )
+
+
+_INSPECT_AT_ONCE = 16
+_MOST_INSPECTED = 1000
+# The engine's clock and ours may differ: the status text decides only clear cases, beyond this margin.
+_CLOCK_MARGIN_SECONDS = 60.0
+
+
+async def _stopped_since(
+    engine: DockerEngine, listed: list[dict[str, Any]], since_ns: int, inspected: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The stopped containers whose last stop is at or after since_ns.
+
+    The status text ("Exited (1) 3 hours ago") settles clear cases; only the uncertain ones are inspected
+    for FinishedAt, so a long history of old containers costs one list call."""
+    window = (time.time_ns() - since_ns) / 1e9
+    kept: list[dict[str, Any]] = []
+    unsure: list[dict[str, Any]] = []
+    for container in listed:
+        if container.get("State") not in _STOPPED_STATES:
+            continue
+        low, high = _status_age(str(container.get("Status", "")))
+        if low > window + _CLOCK_MARGIN_SECONDS:
+            continue
+        (kept if high < window - _CLOCK_MARGIN_SECONDS else unsure).append(container)
+    if len(unsure) > _MOST_INSPECTED:
+        raise ToolFailure(
+            f"exited_since: {len(unsure)} stopped containers would need inspecting (at most {_MOST_INSPECTED}); "
+            "narrow with name, label or ancestor"
+        )
+    await _inspect_each(engine, [str(c["Id"]) for c in unsure], inspected)
+    for container in unsure:
+        state = (inspected.get(str(container["Id"])) or {}).get("State") or {}
+        finished = _rfc3339_ns(state.get("FinishedAt"))
+        if finished is not None and finished >= since_ns:
+            kept.append(container)
+    return kept
+
+
+async def _inspect_each(engine: DockerEngine, container_ids: list[str], into: dict[str, dict[str, Any]]) -> None:
+    """Inspect containers a few at a time; one removed since it was listed is left out."""
+    limiter = anyio.Semaphore(_INSPECT_AT_ONCE)
+    failures: list[ToolFailure] = []
+
+    async def inspect(container_id: str) -> None:
+        async with limiter:
+            try:
+                into[container_id] = await engine.inspect_container(container_id)
+            except NotFound:
+                pass
+            except ToolFailure as exc:  # raised below, as itself rather than inside an exception group
+                failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for container_id in container_ids:
+            group.start_soon(inspect, container_id)
+    if failures:
+        raise failures[0]
 
 
 async def docker_container_inspect(args: ContainerArgs, engine: DockerEngine, ctx: Context) -> ContainerDetails:
@@ -539,9 +740,9 @@ async def docker_container_inspect(args: ContainerArgs, engine: DockerEngine, ct
         created=_iso(raw.get("Created")),
         state=_container_state(raw),
         restart_count=int(raw.get("RestartCount") or 0),
-        command=[str(a) for a in config.get("Cmd") or []][:256],
-        entrypoint=[str(a) for a in config.get("Entrypoint") or []][:64],
-        env=_env(config.get("Env"))[:256],
+        command=[_cut(a, 4096) for a in config.get("Cmd") or []][:256],
+        entrypoint=[_cut(a, 4096) for a in config.get("Entrypoint") or []][:64],
+        env=_env(config.get("Env")),
         labels=_labels(config.get("Labels")),
         working_dir=str(config.get("WorkingDir", "")),
         user=str(config.get("User", "")),
@@ -586,9 +787,9 @@ async def _read_logs(
     scan = max(tail + 1, 10_000) if filtered else tail + 1
     params: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": timestamps, "tail": scan}
     if since:
-        params["since"] = _unix_time(since, "since")
+        params["since"] = _engine_seconds(_time_ns(since, "since"))
     if until:
-        params["until"] = _unix_time(until, "until")
+        params["until"] = _engine_seconds(_time_ns(until, "until"))
     tty = bool((raw.get("Config") or {}).get("Tty"))
     pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
     lines: list[LogLine] = []
@@ -730,8 +931,8 @@ async def docker_image_list(args: ImageListArgs, engine: DockerEngine, ctx: Cont
     images = [
         ImageSummary(
             id=str(i.get("Id", "")),
-            repo_tags=[t for t in i.get("RepoTags") or [] if t != "<none>:<none>"],
-            repo_digests=[d for d in i.get("RepoDigests") or [] if d != "<none>@<none>"],
+            repo_tags=[t for t in i.get("RepoTags") or [] if t != "<none>:<none>"][:64],
+            repo_digests=[d for d in i.get("RepoDigests") or [] if d != "<none>@<none>"][:64],
             created=_iso(i.get("Created")),
             size_bytes=int(i.get("Size") or 0),
             containers=int(i.get("Containers", -1)),
@@ -752,20 +953,20 @@ async def docker_image_inspect(args: ImageArgs, engine: DockerEngine, ctx: Conte
     provenance.annotate(image_id=raw.get("Id"), repo_digest=digests[0] if digests else None)
     return ImageDetails(
         id=str(raw.get("Id", "")),
-        repo_tags=[str(t) for t in raw.get("RepoTags") or []],
-        repo_digests=digests,
+        repo_tags=[str(t) for t in raw.get("RepoTags") or []][:64],
+        repo_digests=digests[:64],
         created=_iso(raw.get("Created")),
         size_bytes=int(raw.get("Size") or 0),
         architecture=str(raw.get("Architecture", "")),
         os=str(raw.get("Os", "")),
-        author=str(raw.get("Author", "")),
-        command=[str(a) for a in config.get("Cmd") or []],
-        entrypoint=[str(a) for a in config.get("Entrypoint") or []],
+        author=_cut(raw.get("Author", ""), 256),
+        command=[_cut(a, 4096) for a in config.get("Cmd") or []][:256],
+        entrypoint=[_cut(a, 4096) for a in config.get("Entrypoint") or []][:64],
         env=_env(config.get("Env")),
         labels=_labels(config.get("Labels")),
         working_dir=str(config.get("WorkingDir", "")),
         user=str(config.get("User", "")),
-        exposed_ports=sorted(config.get("ExposedPorts") or {}),
+        exposed_ports=sorted(config.get("ExposedPorts") or {})[:64],
         layers=[str(layer) for layer in (raw.get("RootFS") or {}).get("Layers") or []][:256],
     )
 
@@ -773,7 +974,8 @@ async def docker_image_inspect(args: ImageArgs, engine: DockerEngine, ctx: Conte
 async def _change(engine: DockerEngine, ref: str, action: Any, wanted_running: bool | None) -> ContainerChange:
     before = await _inspect(engine, ref)
     was_running = bool((before.get("State") or {}).get("Running"))
-    await action(str(before["Id"]))
+    with _env_kept_out((before.get("Config") or {}).get("Env")):
+        await action(str(before["Id"]))
     after = await engine.inspect_container(str(before["Id"]))
     state = _container_state(after)
     provenance.annotate(exit_code=state.exit_code, state=state.status)
@@ -842,7 +1044,11 @@ async def docker_image_pull(args: ImagePullArgs, engine: DockerEngine, ctx: Cont
     digest = next((d for d in digests if d.split("@", 1)[0] == repo), digests[0] if digests else None)
     provenance.annotate(image_ref=reference, image_id=image.get("Id"), repo_digest=digest)
     return ImagePull(
-        image=reference, image_id=str(image.get("Id", "")), repo_digest=digest, status=status, layers=len(layers)
+        image=reference,
+        image_id=str(image.get("Id", "")),
+        repo_digest=digest,
+        status=_cut(status, 512),
+        layers=len(layers),
     )
 
 
@@ -907,18 +1113,21 @@ async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx
     Privileged mode, added capabilities, host PID/IPC namespaces and host-path bind mounts (unless the
     operator allowed the path) are refused. The image is never pulled implicitly."""
     _refuse_unsafe(args, engine.allow_binds)
-    for key in args.env:
+    for key, value in args.env.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
             raise InvalidArguments("env: names are letters, digits, '_', '.', '-' and do not start with a digit")
+        if "\x00" in value:
+            raise InvalidArguments("env: values cannot contain a NUL character")
     await _annotate_engine(engine)
-    # Not detached: we remove it ourselves after reading its output (the engine would race us to it).
-    container_id = await engine.create_container(_run_config(args, args.auto_remove and args.detach), args.name)
-    provenance.annotate(container_id=container_id)
-    try:
-        await engine.start(container_id)
-    except ToolFailure:
-        await engine.remove_container(container_id, force=True, volumes=True)  # leave nothing half-made behind
-        raise
+    with _env_kept_out(args.env):
+        # Not detached: we remove it ourselves after reading its output (the engine would race us to it).
+        container_id = await engine.create_container(_run_config(args, args.auto_remove and args.detach), args.name)
+        provenance.annotate(container_id=container_id)
+        try:
+            await engine.start(container_id)
+        except ToolFailure:
+            await engine.remove_container(container_id, force=True, volumes=True)  # leave nothing half-made behind
+            raise
     raw = await engine.inspect_container(container_id)
     provenance.annotate(container_name=_name(raw), image_id=raw.get("Image"))
     if args.detach:
@@ -1005,8 +1214,10 @@ def register() -> ToolGroup:
         docker_image_inspect,
     ):
         group.add(read, read_only=True, destructive=False, idempotent=True, open_world=False)
-    for change in (docker_container_start, docker_container_stop, docker_container_restart):
+    for change in (docker_container_start, docker_container_stop):
         group.add(change, read_only=False, destructive=False, idempotent=True, open_world=False)
+    # Not idempotent: every restart stops the process again (new pid, its in-memory state gone).
+    group.add(docker_container_restart, read_only=False, destructive=False, idempotent=False, open_world=False)
     group.add(docker_image_pull, read_only=False, destructive=False, idempotent=True, open_world=True)
     group.add(docker_container_run, read_only=False, destructive=False, idempotent=False, open_world=True)
     group.add(docker_container_remove, read_only=False, destructive=True, idempotent=True, open_world=False)

@@ -157,6 +157,8 @@ class DockerEngine:
 
     def _failure(self, exc: Any, missing: str | None) -> UpstreamError:
         status, message = getattr(exc, "status", 0), str(getattr(exc, "message", exc)).strip()
+        if len(message) > 1000:  # engine messages are short; a runtime's can quote a whole config
+            message = message[:999] + "…"
         if status == 900:
             return self._unreachable(message.split("[", 1)[-1].rstrip("]"))
         if status == 404 and missing:

@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 import provenance
-from tools._group import GroupSettings, InvalidArguments, ToolFailure, ToolGroup, UpstreamError
+from tools._group import GroupSettings, InvalidArguments, ToolFailure, ToolGroup, ToolModel, UpstreamError
 from tools.docker._engine import DockerEngine, NotFound, connect
 
 __all__ = ["DockerSettings", "register"]
@@ -42,7 +42,7 @@ class DockerSettings(GroupSettings):
     )
 
 
-class _Args(BaseModel):
+class _Args(ToolModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -58,7 +58,7 @@ TimeArg = Field(
 )
 
 
-class EngineFacts(BaseModel):
+class EngineFacts(ToolModel):
     engine_version: str
     api_version: str
 
@@ -67,7 +67,7 @@ class SystemInfoArgs(_Args):
     pass
 
 
-class SystemInfo(BaseModel):
+class SystemInfo(ToolModel):
     engine: EngineFacts
     address: str = Field(description="The engine address and where it came from")
     os: str
@@ -111,7 +111,7 @@ class ContainerListArgs(_Args):
     cursor: str | None = Cursor
 
 
-class ContainerSummary(BaseModel):
+class ContainerSummary(ToolModel):
     id: str
     name: str
     image: str
@@ -128,7 +128,7 @@ class ContainerSummary(BaseModel):
     labels: dict[str, str] = Field(description=LABELS_NOTE)
 
 
-class ContainerList(BaseModel):
+class ContainerList(ToolModel):
     containers: list[ContainerSummary] = Field(description="Newest first")
     total: int = Field(description="Containers matching the filters, on all pages")
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
@@ -138,7 +138,7 @@ class ContainerArgs(_Args):
     container: str = ContainerRef
 
 
-class ContainerState(BaseModel):
+class ContainerState(ToolModel):
     status: str
     running: bool
     paused: bool
@@ -153,7 +153,7 @@ class ContainerState(BaseModel):
     health: str | None
 
 
-class ContainerDetails(BaseModel):
+class ContainerDetails(ToolModel):
     id: str
     name: str
     image: str = Field(description="The image reference the container was created from")
@@ -202,12 +202,12 @@ class ContainerLogsArgs(_Args):
         return value
 
 
-class LogLine(BaseModel):
+class LogLine(ToolModel):
     stream: Literal["stdout", "stderr"]
     text: str
 
 
-class ContainerLogs(BaseModel):
+class ContainerLogs(ToolModel):
     container_id: str
     container_name: str
     lines: list[LogLine] = Field(description="Oldest first")
@@ -219,7 +219,7 @@ class ContainerStatsArgs(_Args):
     container: str = ContainerRef
 
 
-class ContainerStats(BaseModel):
+class ContainerStats(ToolModel):
     container_id: str
     container_name: str
     read_at: str
@@ -248,7 +248,7 @@ class ImageListArgs(_Args):
     cursor: str | None = Cursor
 
 
-class ImageSummary(BaseModel):
+class ImageSummary(ToolModel):
     id: str
     repo_tags: list[str] = Field(description="At most 64")
     repo_digests: list[str] = Field(description="At most 64")
@@ -258,7 +258,7 @@ class ImageSummary(BaseModel):
     labels: dict[str, str] = Field(description=LABELS_NOTE)
 
 
-class ImageList(BaseModel):
+class ImageList(ToolModel):
     images: list[ImageSummary] = Field(description="Newest first")
     total: int
     next_cursor: str | None
@@ -268,7 +268,7 @@ class ImageArgs(_Args):
     image: str = ImageRef
 
 
-class ImageDetails(BaseModel):
+class ImageDetails(ToolModel):
     id: str
     repo_tags: list[str] = Field(description="At most 64")
     repo_digests: list[str] = Field(description="At most 64")
@@ -292,7 +292,7 @@ class ContainerStopArgs(_Args):
     timeout_seconds: int = Field(default=10, ge=0, le=300, description="Seconds to wait before killing the container")
 
 
-class ContainerChange(BaseModel):
+class ContainerChange(ToolModel):
     id: str
     name: str
     changed: bool = Field(description="False when the container already was in the wanted state")
@@ -306,7 +306,7 @@ class ImagePullArgs(_Args):
     platform: str | None = Field(default=None, max_length=64, description="os[/arch[/variant]], e.g. linux/amd64")
 
 
-class ImagePull(BaseModel):
+class ImagePull(ToolModel):
     image: str
     image_id: str
     repo_digest: str | None
@@ -347,7 +347,7 @@ class ContainerRunArgs(_Args):
     ipc_mode: str | None = Field(default=None, max_length=64, description="Refused when 'host'")
 
 
-class ContainerRun(BaseModel):
+class ContainerRun(ToolModel):
     id: str
     name: str
     image_id: str
@@ -367,7 +367,7 @@ class ContainerRemoveArgs(_Args):
     volumes: bool = Field(default=False, description="Also remove its anonymous volumes")
 
 
-class ContainerRemoval(BaseModel):
+class ContainerRemoval(ToolModel):
     id: str
     name: str
     removed: bool
@@ -378,7 +378,7 @@ class ImageRemoveArgs(_Args):
     force: bool = Field(default=False, description="Remove even if stopped containers use it or it has other tags")
 
 
-class ImageRemoval(BaseModel):
+class ImageRemoval(ToolModel):
     image_id: str
     untagged: list[str]
     deleted: list[str]

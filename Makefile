@@ -29,8 +29,12 @@ pytest: $(STAMP)
 
 test: lint pytest
 
+# Benchmarks print a table and write JSON under bench/results/; DuckDB is a comparison point in
+# bench/store.py only, so it is installed here and never as a dependency of the project.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet duckdb
 	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.store
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -95,7 +95,7 @@ class SpanStore:
         directory: Path,
         *,
         fsync: FsyncPolicy = "batch",
-        fsync_interval: float = 0.05,
+        fsync_interval: float = 1.0,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         writer: Mapping[str, Any] | None = None,
         fsync_fn: Callable[[int], None] | None = None,

@@ -53,7 +53,9 @@ class ServerSettings(BaseModel):
         description="always: a result waits until its span is on disk (group commit); batch: flushed within "
         "--fsync-interval-ms; never: left to the OS",
     )
-    fsync_interval_ms: int = Field(default=50, ge=1, le=10_000, description="batch fsync interval")
+    # Each flush stalls the next append while the tail page is written back: at 50 ms that cost
+    # ~20 us per call in bench/overhead.py, at 1 s ~2 us (Redis's appendfsync everysec, same bound).
+    fsync_interval_ms: int = Field(default=1000, ge=1, le=10_000, description="batch fsync interval")
     segment_mb: float = Field(default=64.0, gt=0, description="rotate a segment file at this size (MiB)")
     on_record_failure: Literal["refuse", "allow"] = Field(
         default="refuse", description="when a span cannot be written: refuse further calls, or run unrecorded"

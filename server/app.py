@@ -3,8 +3,9 @@ provenance middleware on the SDK's ``ServerMiddleware`` hook."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,8 @@ from server import VERSION, resources
 from server.gating import select_tools
 from server.logs import configure_logging
 from server.settings import ServerSettings
-from tools import load_groups
-from tools._group import GroupEnvironment, GroupRuntime, GroupSettings, ToolGroup, build_tool
+from tools import group_headers, load_catalog, load_group, load_groups
+from tools._group import GroupEnvironment, GroupRuntime, GroupSettings, ToolEntry, ToolGroup, build_tool
 
 __all__ = ["VERSION", "LedgerApp", "create_app"]
 
@@ -57,10 +58,10 @@ def create_app(
 ) -> LedgerApp:
     """Build the server. ``provenance_enabled=False`` exists for the overhead benchmark only."""
     settings = settings or ServerSettings()
-    groups = load_groups() if groups is None else groups
+    listings = _listings(groups)
     ledger_dir = settings.ledger_dir.expanduser() if settings.ledger_dir else provenance.default_ledger_dir()
     selected = select_tools(
-        groups,
+        listings,
         toolsets=settings.toolsets,
         tools=settings.tools,
         exclude_tools=settings.exclude_tools,
@@ -68,9 +69,10 @@ def create_app(
         allow_destructive=settings.allow_destructive,
     )
     runtimes: dict[str, GroupRuntime[Any]] = {}
-    for group in groups:
-        chosen = (group_settings or {}).get(group.name) or group.settings()
-        runtimes[group.name] = GroupRuntime(group, GroupEnvironment(settings=chosen, ledger_dir=ledger_dir))
+    for listing in listings:
+        chosen = (group_settings or {}).get(listing.name) or listing.settings()
+        environment = GroupEnvironment(settings=chosen, ledger_dir=ledger_dir)
+        runtimes[listing.name] = GroupRuntime(listing.name, environment, listing.resolve)
 
     store = provenance.SpanStore(
         ledger_dir,
@@ -109,3 +111,43 @@ def create_app(
     configure_logging(settings.log_level)
     resources.register(server, ledger_dir)
     return LedgerApp(server, store, ledger_dir, middleware, list(runtimes.values()))
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A group as start-up sees it: its tools' catalog entries and how to load its code."""
+
+    name: str
+    settings: type[GroupSettings]
+    tools: list[ToolEntry]
+    resolve: Callable[[], ToolGroup]
+
+
+def _listings(groups: list[ToolGroup] | None) -> list[_Listing]:
+    """From tools/catalog.json when it is current (no group module imported), else from the groups."""
+    catalog = load_catalog() if groups is None else None
+    if catalog is not None:
+        entries = [ToolEntry(**entry) for entry in catalog["tools"].values()]
+        return [
+            _Listing(
+                header.name,
+                header.settings,
+                [entry for entry in entries if entry.group == header.name],
+                functools.partial(load_group, header.name),
+            )
+            for header in group_headers()
+        ]
+    loaded = load_groups() if groups is None else groups
+    return [
+        _Listing(
+            group.name,
+            group.settings,
+            [ToolEntry.from_spec(spec) for spec in group.tools],
+            functools.partial(_same, group),
+        )
+        for group in loaded
+    ]
+
+
+def _same(group: ToolGroup) -> ToolGroup:
+    return group

@@ -51,9 +51,11 @@ def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 
 def _group_settings(args: argparse.Namespace) -> dict[str, Any]:
-    from tools import load_groups
+    from tools import group_headers
 
-    return {group.name: model_from_namespace(group.settings, args, prefix=f"{group.name}_") for group in load_groups()}
+    return {
+        header.name: model_from_namespace(header.settings, args, prefix=f"{header.name}_") for header in group_headers()
+    }
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -281,12 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the MCP server. Every flag has an environment twin, shown in brackets.",
     )
     add_model_arguments(serve, ServerSettings)
-    from tools import load_groups
+    from tools import group_headers
 
-    for group in load_groups():
-        if group.settings.model_fields:
-            section = serve.add_argument_group(f"{group.name} tools", group.description)
-            add_model_arguments(section, group.settings, prefix=f"{group.name}_")  # type: ignore[arg-type]
+    for header in group_headers():
+        if header.settings.model_fields:
+            section = serve.add_argument_group(f"{header.name} tools")
+            add_model_arguments(section, header.settings, prefix=f"{header.name}_")  # type: ignore[arg-type]
     serve.set_defaults(func=cmd_serve)
 
     def reader(name: str, help_text: str) -> argparse.ArgumentParser:

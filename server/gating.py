@@ -4,10 +4,32 @@ filters — all derived from each tool's annotations, never from a hand-kept lis
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from tools._group import ToolGroup, ToolSpec
+from typing import Protocol, TypeVar
 
 __all__ = ["ALWAYS_ON", "GatingError", "select_tools"]
+
+
+class _Tool(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def destructive(self) -> bool: ...
+    @property
+    def exports_credentials(self) -> bool: ...
+
+
+ToolT = TypeVar("ToolT", bound=_Tool)
+ToolT_co = TypeVar("ToolT_co", bound=_Tool, covariant=True)
+
+
+class _Group(Protocol[ToolT_co]):
+    @property
+    def name(self) -> str: ...
+    @property
+    def tools(self) -> Sequence[ToolT_co]: ...
+
 
 ALWAYS_ON = "prov"
 
@@ -17,14 +39,14 @@ class GatingError(ValueError):
 
 
 def select_tools(
-    groups: Sequence[ToolGroup],
+    groups: Sequence[_Group[ToolT]],
     *,
     toolsets: Sequence[str] | None = None,
     tools: Sequence[str] = (),
     exclude_tools: Sequence[str] = (),
     read_only: bool = False,
     allow_destructive: bool = False,
-) -> list[ToolSpec]:
+) -> list[ToolT]:
     known_groups = {group.name for group in groups}
     by_name = {spec.name: spec for group in groups for spec in group.tools}
     for flag, names, known in (

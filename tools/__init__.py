@@ -1,28 +1,88 @@
-"""Tool groups. Each module contributes one toolset through ``register()`` (see ``tools._group``)."""
+"""Tool groups. Each contributes one toolset through ``register()`` (see ``tools._group``).
+
+A server starts from ``tools/catalog.json`` — every tool's name, description, annotations and
+schemas, generated from the groups and kept equal to them by ``tests/tools/test_catalog.py`` — and
+imports a group's module only when one of its tools is first called: pydantic models cost start-up
+time, and clients start a server per session. A group's package exposes its settings model as
+``SETTINGS`` without importing its tools, so flags can be parsed before anything else is loaded.
+"""
+
+from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from tools import docker, github, prov
-from tools._group import ToolGroup
+import orjson
 
-# Toolset name -> register function. A group module imports its heavy client library lazily
-# (inside its backend factory), so listing groups stays cheap at start-up.
-REGISTRY: dict[str, Callable[[], ToolGroup]] = {
-    "prov": prov.register,
-    "github": github.register,
-    "docker": docker.register,
+from tools._group import GroupSettings, NoSettings, ToolEntry, ToolGroup
+
+__all__ = [
+    "CATALOG",
+    "REGISTRY",
+    "GroupHeader",
+    "ToolGroup",
+    "generate_catalog",
+    "group_headers",
+    "load_catalog",
+    "load_group",
+    "load_groups",
+]
+
+# Toolset name -> the module whose ``register()`` builds the group.
+REGISTRY: dict[str, str] = {
+    "prov": "tools.prov",
+    "github": "tools.github",
+    "docker": "tools.docker",
 }
+
+CATALOG = Path(__file__).with_name("catalog.json")
+
+
+@dataclass(frozen=True)
+class GroupHeader:
+    """What start-up needs of a group before any of its tools: its name and settings model."""
+
+    name: str
+    settings: type[GroupSettings]
+
+
+def group_headers() -> list[GroupHeader]:
+    headers = []
+    for name, module in REGISTRY.items():
+        settings = getattr(importlib.import_module(module), "SETTINGS", NoSettings)
+        headers.append(GroupHeader(name, settings))
+    return headers
 
 
 @functools.cache
-def _registered() -> tuple[ToolGroup, ...]:
-    return tuple(register() for register in REGISTRY.values())
+def load_group(name: str) -> ToolGroup:
+    """Import a group's module and register its tools (once per process)."""
+    group: ToolGroup = importlib.import_module(REGISTRY[name]).register()
+    return group
 
 
 def load_groups() -> list[ToolGroup]:
-    """Every tool group, registered once per process."""
-    return list(_registered())
+    """Every tool group, with its code loaded."""
+    return [load_group(name) for name in REGISTRY]
 
 
-__all__ = ["REGISTRY", "ToolGroup", "load_groups"]
+def generate_catalog(groups: list[ToolGroup]) -> dict[str, Any]:
+    return {
+        "groups": {group.name: {"description": group.description} for group in groups},
+        "tools": {spec.name: ToolEntry.from_spec(spec).as_dict() for group in groups for spec in group.tools},
+    }
+
+
+@functools.cache
+def load_catalog() -> dict[str, Any] | None:
+    """The catalog, or None when it is missing or does not cover exactly the registered groups."""
+    try:
+        catalog: dict[str, Any] = orjson.loads(CATALOG.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+    if set(catalog.get("groups", {})) != set(REGISTRY):
+        return None
+    return catalog

@@ -15,16 +15,15 @@ agent. Anything else is an internal error: its text stays on the server.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, get_type_hints
 
 import anyio
-import orjson
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
@@ -41,6 +40,7 @@ __all__ = [
     "InvalidArguments",
     "NoSettings",
     "NotConfigured",
+    "ToolEntry",
     "ToolFailure",
     "ToolGroup",
     "ToolModel",
@@ -186,13 +186,32 @@ class ToolGroup:
 
 
 class GroupRuntime(Generic[BackendT]):
-    """A group's backend while the server runs: connected on first use, closed at shutdown."""
+    """A group's backend while the server runs: connected on first use, closed at shutdown.
 
-    def __init__(self, group: ToolGroup, environment: GroupEnvironment) -> None:
-        self.group = group
+    The group itself (its module, models and functions) is resolved on first use too: a server
+    lists its tools from ``tools/catalog.json`` and imports a group only when one of its tools is
+    called.
+    """
+
+    def __init__(self, name: str, environment: GroupEnvironment, resolve: Callable[[], ToolGroup]) -> None:
+        self.name = name
         self.environment = environment
+        self._resolve = resolve
+        self._group: ToolGroup | None = None
         self._backend: Any = None
         self._lock = anyio.Lock()
+
+    @property
+    def group(self) -> ToolGroup:
+        if self._group is None:
+            self._group = self._resolve()
+        return self._group
+
+    def spec(self, name: str) -> ToolSpec:
+        for spec in self.group.tools:
+            if spec.name == name:
+                return spec
+        raise ToolFailure(f"tool {name} is listed but its group {self.name} no longer defines it")
 
     async def backend(self) -> Any:
         if self.group.connect is None:
@@ -210,7 +229,7 @@ class GroupRuntime(Generic[BackendT]):
             try:
                 await close()
             except Exception:
-                logger.exception("closing the %s backend failed", self.group.name)
+                logger.exception("closing the %s backend failed", self.name)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -240,28 +259,63 @@ class _RawArguments(ArgModelBase):
         return {"arguments": dict(self.__pydantic_extra__ or {})}
 
 
-SCHEMA_CACHE = Path(__file__).with_name("schemas.json")
+@dataclass(frozen=True)
+class ToolEntry:
+    """What a server needs to list and gate a tool without importing its group: the catalog's view."""
+
+    name: str
+    group: str
+    description: str
+    title: str | None
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+    exports_credentials: bool
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: ToolSpec) -> ToolEntry:
+        """The entry as the models say (this is what tools/catalog.json caches)."""
+        output = FuncMetadata(arg_model=_RawArguments, output_model=spec.output_type).output_schema
+        return cls(
+            name=spec.name,
+            group=spec.group,
+            description=spec.description,
+            title=spec.title,
+            read_only=spec.read_only,
+            destructive=spec.destructive,
+            idempotent=spec.idempotent,
+            open_world=spec.open_world,
+            exports_credentials=spec.exports_credentials,
+            input_schema=spec.input_model.model_json_schema(),
+            output_schema=output,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
-def generate_schemas(spec: ToolSpec) -> dict[str, Any]:
-    """A tool's public input and output schemas, as the SDK would derive them."""
-    output = FuncMetadata(arg_model=_RawArguments, output_model=spec.output_type).output_schema
-    return {"input": spec.input_model.model_json_schema(), "output": output}
-
-
-@functools.cache
-def _schema_cache() -> dict[str, Any]:
-    try:
-        cached: dict[str, Any] = orjson.loads(SCHEMA_CACHE.read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return {}
-    return cached
-
-
-def build_tool(spec: ToolSpec, runtime: GroupRuntime[Any]) -> Tool:
-    """The SDK tool for ``spec``: public schema from the input model, validation with short messages."""
+def build_tool(entry: ToolEntry, runtime: GroupRuntime[Any]) -> Tool:
+    """The SDK tool: published from the entry; the group's code is resolved on the first call, then
+    arguments are validated with the tool's own model (short messages naming fields, never values)."""
+    metadata = FuncMetadata(arg_model=_RawArguments, output_schema=entry.output_schema)
 
     async def call(ctx: Context, arguments: dict[str, Any]) -> Any:
+        spec = runtime.spec(entry.name)
+        if metadata.output_model is None:
+            metadata.output_model = spec.output_type  # read live by the SDK when it converts the result
         try:
             args = spec.input_model.model_validate(arguments)
         except ValidationError as exc:
@@ -275,30 +329,17 @@ def build_tool(spec: ToolSpec, runtime: GroupRuntime[Any]) -> Tool:
             annotate(exception_type=type(exc).__qualname__)
             raise
 
-    call.__name__ = spec.name
-    # Schemas come from tools/schemas.json, generated from the models and checked against them by
-    # tests/tools/test_schema_cache.py: deriving them at start-up is most of a server's start time.
-    schemas = _schema_cache().get(spec.name) or generate_schemas(spec)
+    call.__name__ = entry.name
     # Built directly rather than by Tool.from_function, which would derive (and throw away) an
     # argument model and schema from ``call``'s signature.
     return Tool(
         fn=call,
-        name=spec.name,
-        title=spec.title,
-        description=spec.description,
-        parameters=schemas["input"],
-        fn_metadata=FuncMetadata(
-            arg_model=_RawArguments, output_model=spec.output_type, output_schema=schemas["output"]
-        ),
+        name=entry.name,
+        title=entry.title,
+        description=entry.description,
+        parameters=entry.input_schema,
+        fn_metadata=metadata,
         is_async=True,
         context_kwarg="ctx",
-        annotations=spec.annotations,
+        annotations=entry.annotations,
     )
-
-
-def find_tool(groups: Sequence[ToolGroup], name: str) -> ToolSpec | None:
-    for group in groups:
-        for spec in group.tools:
-            if spec.name == name:
-                return spec
-    return None

@@ -8,13 +8,16 @@ the span records ``mcp-ledger.untrusted_content``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from tools._group import GroupEnvironment, GroupSettings, ToolGroup
-from tools.github import actions, issues, pulls
-from tools.github._backend import GitHubBackend, open_backend
 
-__all__ = ["GitHubBackend", "GitHubSettings", "connect", "register"]
+if TYPE_CHECKING:
+    from tools.github._backend import GitHubBackend
+
+__all__ = ["SETTINGS", "GitHubSettings", "connect", "register"]
 
 
 class GitHubSettings(GroupSettings):
@@ -29,7 +32,12 @@ class GitHubSettings(GroupSettings):
     timeout: float = Field(default=30.0, gt=0, le=600, description="seconds per GitHub request")
 
 
+SETTINGS = GitHubSettings
+
+
 async def connect(environment: GroupEnvironment) -> GitHubBackend:
+    from tools.github._backend import open_backend
+
     settings = environment.settings
     assert isinstance(settings, GitHubSettings)
     return await open_backend(
@@ -38,6 +46,9 @@ async def connect(environment: GroupEnvironment) -> GitHubBackend:
 
 
 def register() -> ToolGroup:
+    # The tool modules (models and functions) load here, on first use, not when settings are read.
+    from tools.github import actions, issues, pulls
+
     group = ToolGroup(
         "github", "GitHub Actions runs and logs, pull requests and issues", settings=GitHubSettings, connect=connect
     )

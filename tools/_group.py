@@ -21,7 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar, get_type_hints
+from typing import Any, Generic, Protocol, TypeVar, get_type_hints
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -102,6 +102,30 @@ ToolFn = Callable[[Any, Any, Context], Awaitable[Any]]
 Connect = Callable[[GroupEnvironment], Awaitable[Any]]
 
 
+class _Hinted(Protocol):
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def destructive(self) -> bool: ...
+    @property
+    def idempotent(self) -> bool: ...
+    @property
+    def open_world(self) -> bool: ...
+
+
+def _annotations(tool: _Hinted) -> ToolAnnotations:
+    """Every hint explicit: MCP's default for a tool that is not read-only is destructive."""
+    return ToolAnnotations(
+        title=tool.title,
+        read_only_hint=tool.read_only,
+        destructive_hint=tool.destructive,
+        idempotent_hint=tool.idempotent,
+        open_world_hint=tool.open_world,
+    )
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """One tool, defined in one place: schema, description, annotations and handler together."""
@@ -121,13 +145,7 @@ class ToolSpec:
 
     @property
     def annotations(self) -> ToolAnnotations:
-        return ToolAnnotations(
-            title=self.title,
-            read_only_hint=self.read_only,
-            destructive_hint=self.destructive,
-            idempotent_hint=self.idempotent,
-            open_world_hint=self.open_world,
-        )
+        return _annotations(self)
 
 
 @dataclass
@@ -277,13 +295,7 @@ class ToolEntry:
 
     @property
     def annotations(self) -> ToolAnnotations:
-        return ToolAnnotations(
-            title=self.title,
-            read_only_hint=self.read_only,
-            destructive_hint=self.destructive,
-            idempotent_hint=self.idempotent,
-            open_world_hint=self.open_world,
-        )
+        return _annotations(self)
 
     @classmethod
     def from_spec(cls, spec: ToolSpec) -> ToolEntry:

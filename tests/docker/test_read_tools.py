@@ -180,3 +180,21 @@ async def test_unknown_container_is_a_clear_error_naming_it(client: Caller, app:
         span = last_span(app, tool)
         assert span["status"]["code"] == "ERROR"
         assert span["attributes"]["error.type"] == "tool_error"
+
+
+async def test_a_container_printing_its_environment_leaks_no_value(
+    client: Caller, app: LedgerApp, container: Any
+) -> None:
+    container_id = container(
+        ["sh", "-c", 'env; echo "connecting with $DB_PASSWORD" >&2; exit 1'],
+        env=[f"DB_PASSWORD={SECRET}", "MODE=x"],
+        wait=True,
+    )
+    logs = await client.ok("docker_container_logs", {"container": container_id, "tail": 200})
+    texts = [line["text"] for line in logs["lines"]]
+    assert "DB_PASSWORD=[REDACTED]" in texts
+    assert "connecting with [REDACTED]" in texts
+    assert "MODE=[REDACTED]" in texts  # every env value is a secret by nature; the names stay
+    assert "SHLVL=1" in texts  # the shell's own variables are not the container's environment
+    assert SECRET not in str(logs)
+    assert SECRET not in ledger_text(app)

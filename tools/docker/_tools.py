@@ -303,8 +303,7 @@ class ContainerRunArgs(_Args):
     entrypoint: list[str] | None = Field(default=None, max_length=64)
     env: dict[str, str] = Field(
         default_factory=dict,
-        description="Environment; values are kept out of results, errors and the ledger (except what the "
-        "container itself prints)",
+        description="Environment; values are kept out of results, errors, output and the ledger",
     )
     name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
     labels: dict[str, str] = Field(default_factory=dict)
@@ -827,13 +826,18 @@ async def _read_logs(
     kept.reverse()
     if truncated and not notes:
         notes.append(f"showing the last {len(kept)} lines; raise tail or use since/until for more")
+    # A container that prints its own environment must not carry those values into results or spans.
+    env = (raw.get("Config") or {}).get("Env")
+    if env:
+        kept = [LogLine(stream=line.stream, text=_scrub_env(line.text, env)) for line in kept]
     return kept, truncated, "; ".join(notes) or None
 
 
 async def docker_container_logs(args: ContainerLogsArgs, engine: DockerEngine, ctx: Context) -> ContainerLogs:
     """A container's log, stdout and stderr told apart: the last 100 lines by default.
 
-    since/until, timestamps, a grep regex and max_bytes narrow it; any truncation is stated in note."""
+    since/until, timestamps, a grep regex and max_bytes narrow it; any truncation is stated in note.
+    The container's own environment values are replaced by [REDACTED] wherever it prints them."""
     if not (args.stdout or args.stderr):
         raise InvalidArguments("stdout, stderr: at least one of them must be true")
     await _annotate_engine(engine)

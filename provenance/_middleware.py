@@ -13,6 +13,7 @@ import functools
 import itertools
 import logging
 import os
+import random
 import re
 import secrets
 import time
@@ -50,6 +51,7 @@ class ToolFacts:
     destructive: bool
 
 
+_ids = random.Random(secrets.randbits(128))
 _CONNECTION_PREFIX = f"c-{os.getpid():x}{secrets.token_hex(3)}-"
 _connection_counter = itertools.count(1)
 
@@ -88,7 +90,9 @@ class _Span:
         # A tool name is caller input like any other; it must not carry a secret into the ledger.
         self.tool = redact_text(raw_name)[0] if isinstance(raw_name, str) else None
         self.arguments = params.get("arguments")
-        ids = os.urandom(24).hex()  # one syscall for both W3C ids
+        # Ids need to be unique, not secret: a PRNG seeded from the OS (as OpenTelemetry SDKs do) costs no
+        # syscall on the hot path.
+        ids = f"{_ids.getrandbits(192):048x}"
         self.span_id = ids[:16]
         self.trace_id, self.parent_span_id = _trace_parent(ctx.meta, ids[16:])
         self.facts = CallFacts()

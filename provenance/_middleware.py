@@ -51,14 +51,25 @@ class ToolFacts:
     destructive: bool
 
 
-_ids = random.Random(secrets.randbits(128))
-_CONNECTION_PREFIX = f"c-{os.getpid():x}{secrets.token_hex(3)}-"
+_ids = random.Random()
+_connection_prefix = ""
 _connection_counter = itertools.count(1)
+
+
+def _seed() -> None:
+    """Fresh randomness per process: forked workers (uvicorn --workers) must not repeat each other's ids."""
+    global _connection_prefix
+    _ids.seed(secrets.randbits(128))
+    _connection_prefix = f"c-{os.getpid():x}{secrets.token_hex(3)}-"
+
+
+_seed()
+os.register_at_fork(after_in_child=_seed)
 
 
 def new_connection_id() -> str:
     """Unique per process without a syscall: a random per-process prefix and a counter."""
-    return f"{_CONNECTION_PREFIX}{next(_connection_counter):x}"
+    return f"{_connection_prefix}{next(_connection_counter):x}"
 
 
 def _error_result(text: str) -> dict[str, Any]:

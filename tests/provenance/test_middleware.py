@@ -196,3 +196,19 @@ async def test_many_concurrent_calls_each_get_exactly_one_span(connect: Any, led
     spans = spans_on_disk(ledger_dir)
     assert sorted(s["input"]["preview"] for s in spans) == sorted(f'{{"text":"{i}"}}' for i in range(40))
     assert provenance.verify(ledger_dir).ok
+
+
+def test_forked_processes_draw_different_ids() -> None:
+    import os
+
+    from provenance._middleware import _ids, new_connection_id
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next ids and leave at once
+        os.write(write_end, f"{_ids.getrandbits(64)} {new_connection_id()}".encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id, child_connection = os.read(read_end, 200).decode().split()
+    assert int(child_id) != _ids.getrandbits(64)
+    assert child_connection.rsplit("-", 1)[0] != new_connection_id().rsplit("-", 1)[0]

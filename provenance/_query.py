@@ -97,6 +97,9 @@ def parse_limit(value: int | str | None) -> int:
     return limit
 
 
+FILTER_PARAMS = ("tool", "group", "status", "session", "trace", "since", "until")
+
+
 @dataclass(frozen=True)
 class SpanFilter:
     tool: str | None = None
@@ -138,6 +141,11 @@ class SpanFilter:
             since_ns=since_ns,
             until_ns=until_ns,
         )
+
+    @classmethod
+    def from_fields(cls, source: Any) -> SpanFilter:
+        """From any object with the filter's text parameters as attributes (CLI arguments, tool input)."""
+        return cls.from_params(**{name: getattr(source, name, None) for name in FILTER_PARAMS})
 
     def matches(self, span: dict[str, Any]) -> bool:
         attrs = span.get("attributes") or {}

@@ -120,15 +120,7 @@ def _span_rows(spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
 
 def _span_filter(args: argparse.Namespace) -> provenance.SpanFilter:
     """The filters shared by query and tail (see _add_query_filters)."""
-    return provenance.SpanFilter.from_params(
-        tool=args.tool,
-        group=args.group,
-        status=args.status,
-        session=args.session,
-        trace=args.trace,
-        since=args.since,
-        until=args.until,
-    )
+    return provenance.SpanFilter.from_fields(args)
 
 
 def _existing_ledger_dir(args: argparse.Namespace) -> Path | None:

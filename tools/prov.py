@@ -112,15 +112,7 @@ async def prov_query(args: QueryArgs, ledger: Ledger, ctx: Context) -> SpanList:
 
     Returns compact summaries and a cursor for the next page."""
     try:
-        span_filter = provenance.SpanFilter.from_params(
-            tool=args.tool,
-            group=args.group,
-            status=args.status,
-            session=args.session,
-            trace=args.trace,
-            since=args.since,
-            until=args.until,
-        )
+        span_filter = provenance.SpanFilter.from_fields(args)
     except provenance.QueryError as exc:
         raise ToolFailure(str(exc)) from None
     page = await ledger.run(provenance.query_spans, span_filter, limit=args.limit, cursor=args.cursor)

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,23 @@ def _group_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _exit_on_sigterm(app: Any) -> None:
+    """SIGTERM (what a client sends after closing stdin, or instead of it) ends a stdio server now.
+
+    The stdio reader is blocked in a thread that no cancellation reaches while stdin stays open, so
+    the ledger is closed from another thread — after any append in progress, under the store's lock —
+    and the process exits. Every acknowledged span is already written."""
+
+    def close_and_exit() -> None:
+        try:
+            app.close()
+        finally:
+            os._exit(0)
+
+    def handler(signum: int, frame: object) -> None:
+        threading.Thread(target=close_and_exit, name="mcp-ledger-sigterm", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -83,14 +99,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except GatingError as exc:
         print(f"mcp-ledger serve: {exc}", file=sys.stderr)
         return 2
-    # SIGTERM ends the server like Ctrl-C does, so the ledger is flushed and closed.
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if stdio:
             import anyio
 
+            _exit_on_sigterm(app)
             anyio.run(app.server.run_stdio_async)
         else:
+            # uvicorn turns SIGTERM and SIGINT into a graceful shutdown; the ledger is closed below.
             import uvicorn
 
             http_app = app.server.streamable_http_app(stateless_http=settings.stateless, host=settings.host)

@@ -163,3 +163,34 @@ def test_demo_shows_the_recorded_spans_and_that_they_verify(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert "prov_query" in proc.stdout and "ERROR" in proc.stdout
     assert "verified: 1 chain(s)" in proc.stdout
+
+
+def test_sigterm_ends_the_server_cleanly_with_its_spans_on_disk(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+
+    ledger = tmp_path / "ledger"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        env={"MCP_LEDGER_DIR": str(ledger), "PATH": os.environ.get("PATH", "")},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    for message in (
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "prov_stats", "arguments": {}}},
+    ):
+        proc.stdin.write((json.dumps(message) + "\n").encode())
+        proc.stdin.flush()
+    replies = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    assert replies[1]["id"] == 2 and "_meta" in replies[1]["result"]
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    report = provenance.verify(ledger)
+    assert report.ok and report.spans == 1 and not report.chains[0].live

@@ -26,7 +26,7 @@ import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from provenance._annotate import CallFacts, current_call
 from provenance._redact import redact_canonical, redact_payload, redact_text
@@ -173,11 +173,10 @@ def _output_payload(result: dict[str, Any] | None) -> Any:
 
 
 def _as_dict(result: HandlerResult) -> dict[str, Any] | None:
-    if result is None:
-        return None
-    if isinstance(result, BaseModel):
-        return result.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return dict(result)
+    """The wire dict; the SDK builds a fresh one per call, so it is used (and given _meta) in place."""
+    if result is None or isinstance(result, dict):
+        return result
+    return result.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def _first_text(result: dict[str, Any]) -> str | None:
@@ -199,53 +198,48 @@ def _redact_error_text(result: dict[str, Any]) -> None:
                 content[i] = {**block, "text": text}
 
 
-class _Deadline:
-    __slots__ = ("at", "fired", "owner", "task")
-
-    def __init__(self, task: asyncio.Task[Any], at: float, owner: _Deadlines) -> None:
-        self.task, self.at, self.fired, self.owner = task, at, False, owner
-
-    def stop(self) -> bool:
-        """Forget this deadline; True when it fired (the task's cancellation is then withdrawn)."""
-        self.owner.calls.discard(self)
-        if self.fired:
-            self.task.uncancel()
-        return self.fired
-
-
 class _Deadlines:
     """Per-call timeouts on asyncio without a timer per call: one sweep cancels overdue calls.
 
-    A cancel scope or ``asyncio.timeout`` per call costs several microseconds on the hot path; a set
+    A cancel scope or ``asyncio.timeout`` per call costs several microseconds on the hot path; a dict
     insert does not. Calls end within one sweep period (at most 1 s) after their deadline.
     """
 
     def __init__(self) -> None:
-        self.calls: set[_Deadline] = set()
+        self.calls: dict[asyncio.Task[Any], float] = {}
+        self.fired: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._period = 1.0
 
-    def start(self, timeout: float) -> _Deadline:
+    def start(self, timeout: float) -> asyncio.Task[Any]:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
         if loop is not self._loop:
             self._loop, self._timer = loop, None
-        deadline = _Deadline(task, loop.time() + timeout, self)
-        self.calls.add(deadline)
+        self.calls[task] = loop.time() + timeout
         if self._timer is None:
             self._period = min(1.0, max(0.01, timeout / 4))
             self._timer = loop.call_later(self._period, self._sweep)
-        return deadline
+        return task
+
+    def stop(self, task: asyncio.Task[Any]) -> bool:
+        """Forget the call; True when its deadline fired (the task's cancellation is then withdrawn)."""
+        del self.calls[task]
+        if task not in self.fired:
+            return False
+        self.fired.discard(task)
+        task.uncancel()
+        return True
 
     def _sweep(self) -> None:
         assert self._loop is not None
         now = self._loop.time()
-        for deadline in list(self.calls):
-            if deadline.at <= now and not deadline.fired:
-                deadline.fired = True
-                deadline.task.cancel("mcp-ledger: --call-timeout")
+        for task, at in list(self.calls.items()):
+            if at <= now and task not in self.fired:
+                self.fired.add(task)
+                task.cancel("mcp-ledger: --call-timeout")
         self._timer = self._loop.call_later(self._period, self._sweep) if self.calls else None
 
 
@@ -325,14 +319,17 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         if self.call_timeout is None:
             result = _as_dict(await call_next(ctx))
         elif _on_asyncio():
-            deadline = self._deadlines.start(self.call_timeout)
+            task = self._deadlines.start(self.call_timeout)
             try:
                 result = _as_dict(await call_next(ctx))
             except asyncio.CancelledError:
-                if not deadline.stop():
+                if not self._deadlines.stop(task):
                     raise
                 return self._timed_out(span)
-            if deadline.stop():  # the tool swallowed the cancellation; the time was up all the same
+            except BaseException:
+                self._deadlines.stop(task)
+                raise
+            if self._deadlines.stop(task):  # the tool swallowed the cancellation; the time was up all the same
                 return self._timed_out(span)
         else:
             with anyio.move_on_after(self.call_timeout) as scope:

@@ -324,7 +324,8 @@ class SpanStore:
         data = line + b"\n"
         written = 0
         try:
-            while written < len(data):
+            written = os.write(self._fd, data)
+            while written < len(data):  # a short write: rare (a limit or a full disk), so finish it here
                 written += os.write(self._fd, memoryview(data)[written:])
         except OSError:
             if written:

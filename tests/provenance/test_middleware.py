@@ -212,3 +212,15 @@ def test_forked_processes_draw_different_ids() -> None:
     child_id, child_connection = os.read(read_end, 200).decode().split()
     assert int(child_id) != _ids.getrandbits(64)
     assert child_connection.rsplit("-", 1)[0] != new_connection_id().rsplit("-", 1)[0]
+
+
+async def test_no_call_is_left_behind_in_the_timeout_bookkeeping(connect: Any) -> None:
+    async with connect() as (client, app):
+        await client.call_tool("fake_echo", {})
+        await client.call_tool("fake_fail", {})
+        with pytest.raises(MCPError):
+            await client.call_tool("fake_protocol", {})
+        with anyio.move_on_after(0.2):
+            await client.call_tool("fake_sleep", {"seconds": 5})
+        assert app.middleware._deadlines.calls == {}
+        assert app.middleware._deadlines.fired == set()

@@ -94,12 +94,25 @@ def _digest(payload: Any, root: str, preview_bytes: int) -> dict[str, Any]:
 class _Span:
     """One tools/call span being built."""
 
+    __slots__ = (
+        "arguments",
+        "attributes",
+        "error_type",
+        "facts",
+        "message",
+        "parent_span_id",
+        "span_id",
+        "start_ns",
+        "tool",
+        "trace_id",
+    )
+
     def __init__(self, ctx: ServerRequestContext[Any, Any], middleware: ProvenanceMiddleware) -> None:
         self.start_ns = time.time_ns()
         params = ctx.params or {}
         raw_name = params.get("name")
         # A tool name is caller input like any other; it must not carry a secret into the ledger.
-        self.tool = redact_text(raw_name)[0] if isinstance(raw_name, str) else None
+        self.tool = _redacted(raw_name) if isinstance(raw_name, str) else None
         self.arguments = params.get("arguments")
         # Ids need to be unique, not secret: a PRNG seeded from the OS (as OpenTelemetry SDKs do) costs no
         # syscall on the hot path.
@@ -117,7 +130,7 @@ class _Span:
 
     def record(self, result: dict[str, Any] | None, preview_bytes: int) -> dict[str, Any]:
         end_ns = time.time_ns()
-        attributes = dict(self.attributes)
+        attributes = self.attributes
         if self.error_type is not None:
             attributes["error.type"] = self.error_type
         if self.facts.untrusted_content:

@@ -39,3 +39,20 @@ def test_the_server_version_is_the_package_version() -> None:
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["version"] == VERSION
+
+
+def test_an_installed_package_holds_every_subpackage_and_the_catalog() -> None:
+    import tomllib
+
+    from setuptools import find_packages
+
+    root = Path(__file__).parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = set(find_packages(where=str(root), include=config["packages"]["find"]["include"]))
+    on_disk = {
+        ".".join(path.parent.relative_to(root).parts)
+        for top in ("server", "tools", "provenance")
+        for path in (root / top).rglob("__init__.py")
+    }
+    assert on_disk <= shipped
+    assert "catalog.json" in config["package-data"]["tools"]

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import anyio
 from mcp import Client, StdioServerParameters
 
+from bench._floor import FloorMiddleware
 from bench._noop import NOOP_ARGUMENTS, FsyncPolicy, build_app, close_app
 
 __all__ = ["MODES", "Mode", "ModeResult", "PairResult", "main"]
@@ -56,6 +57,7 @@ class Mode:
     client_mode: ClientMode
     fsync: FsyncPolicy
     target_pct: float
+    floor: bool = False  # "with" runs bench/_floor.py's minimal span writer instead of the real middleware
 
 
 MODES: tuple[Mode, ...] = (
@@ -64,6 +66,7 @@ MODES: tuple[Mode, ...] = (
     Mode("in-process auto, fsync never", "in-process", "auto", "never", 10.0),
     Mode("stdio auto, fsync batch", "stdio", "auto", "batch", 5.0),
     Mode("stdio legacy, fsync batch", "stdio", "legacy", "batch", 5.0),
+    Mode("in-process auto, floor (ids, digests, one line, write)", "in-process", "auto", "never", 10.0, floor=True),
 )
 
 
@@ -172,12 +175,17 @@ async def _time_calls(client: Client, warmup: int, calls: int) -> Run:
 
 async def _run_in_process(mode: Mode, provenance_on: bool, workdir: Path, warmup: int, calls: int) -> Run:
     ledger_dir = Path(tempfile.mkdtemp(prefix="ledger-", dir=workdir))
-    app = build_app(ledger_dir, provenance_enabled=provenance_on, fsync=mode.fsync)
+    app = build_app(ledger_dir, provenance_enabled=provenance_on and not mode.floor, fsync=mode.fsync)
+    floor = FloorMiddleware(ledger_dir) if provenance_on and mode.floor else None
+    if floor is not None:
+        app.server.middleware.append(floor)
     try:
         async with Client(app.server, mode=mode.client_mode) as client:
             return await _time_calls(client, warmup, calls)
     finally:
         close_app(app)
+        if floor is not None:
+            floor.close()
 
 
 def _stdio_parameters(mode: Mode, provenance_on: bool, ledger_dir: Path) -> StdioServerParameters:

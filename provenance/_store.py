@@ -29,8 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
+from provenance._redact import canonical_json
 from provenance._segments import recover_torn_tails, segment_name
 
 __all__ = ["SCHEMA_VERSION", "FsyncPolicy", "RecordError", "SpanStore"]
@@ -53,7 +52,7 @@ def line_digest(line: bytes) -> str:
 
 def dumps_line(record: Mapping[str, Any]) -> bytes:
     """One ledger line: sorted keys, compact, UTF-8 (no trailing newline)."""
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    return canonical_json(record)
 
 
 def new_chain_id() -> str:

@@ -117,6 +117,16 @@ async def test_unknown_tool_is_recorded(connect: Any, ledger_dir: Path, mode: st
     assert "mcp-ledger.tool.group" not in span["attributes"]
 
 
+async def test_an_integer_beyond_64_bits_still_gets_its_span(connect: Any, ledger_dir: Path, mode: str) -> None:
+    # JSON allows any integer; orjson stops at 64 bits. The span must be written all the same.
+    async with connect(mode) as (client, _):
+        result = await client.call_tool("no_such_tool", {"n": 2**80})
+    assert result.is_error
+    span = only_span(ledger_dir)
+    assert_span_shape(span, "no_such_tool")
+    assert span["input"]["preview"] == '{"n":1208925819614629174706176}'
+
+
 async def test_unexpected_exception_keeps_its_text_on_the_server(connect: Any, ledger_dir: Path, mode: str) -> None:
     async with connect(mode) as (client, _):
         result = await client.call_tool("fake_crash", {"text": "internal detail"})

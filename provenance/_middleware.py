@@ -1,9 +1,17 @@
 """ProvenanceMiddleware: exactly one span per ``tools/call``, whatever happens.
 
-It sits on the SDK's ``ServerMiddleware`` hook, inside the SDK's own OpenTelemetry middleware, and
-reads top to bottom like it: open the span, ``call_next``, map each way a call can end to a status,
-and record in ``finally`` — cancellation is a ``BaseException``, and a span must be written even then.
-The line is written before the result goes back, and the result's ``_meta`` names the span.
+It sits on the SDK's ``ServerMiddleware`` hook, first in the chain, where the SDK puts its own
+OpenTelemetry middleware, and stands in for it: other methods are handed to the SDK's middleware
+unchanged, while a ``tools/call`` gets one span that is both the ledger's record and, when an
+OpenTelemetry tracer provider is installed, the OpenTelemetry span (same ids, same redacted
+attributes). Two spans per call would disagree on their ids, and the SDK's span costs about 13 µs
+per call even when nothing exports it. Being first also means a call the SDK's request-state
+boundary rejects is recorded too.
+
+It reads top to bottom like the SDK's: open the span, ``call_next``, map each way a call can end to
+a status, and record in ``finally`` — cancellation is a ``BaseException``, and a span must be
+written even then. The line is written before the result goes back, and the result's ``_meta``
+names the span.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
+from opentelemetry import context as otel_context
+from opentelemetry import propagate as otel_propagate
+from opentelemetry import trace as otel_trace
 from pydantic import ValidationError
 
 from provenance._annotate import CallFacts, current_call
@@ -100,6 +111,8 @@ class _Span:
         "error_type",
         "facts",
         "message",
+        "otel",
+        "otel_token",
         "parent_span_id",
         "span_id",
         "start_ns",
@@ -107,22 +120,66 @@ class _Span:
         "trace_id",
     )
 
-    def __init__(self, ctx: ServerRequestContext[Any, Any], middleware: ProvenanceMiddleware) -> None:
+    def __init__(
+        self, ctx: ServerRequestContext[Any, Any], middleware: ProvenanceMiddleware, tracer: otel_trace.Tracer | None
+    ) -> None:
         self.start_ns = time.time_ns()
         params = ctx.params or {}
         raw_name = params.get("name")
         # A tool name is caller input like any other; it must not carry a secret into the ledger.
         self.tool = _redacted(raw_name) if isinstance(raw_name, str) else None
         self.arguments = params.get("arguments")
-        # Ids need to be unique, not secret: a PRNG seeded from the OS (as OpenTelemetry SDKs do) costs no
-        # syscall on the hot path.
-        ids = f"{_ids.getrandbits(192):048x}"
-        self.span_id = ids[:16]
-        self.trace_id, self.parent_span_id = _trace_parent(ctx.meta, ids[16:])
         self.facts = CallFacts()
         self.error_type: str | None = None
         self.message: str | None = None
         self.attributes = middleware.call_attributes(ctx, self.tool)
+        self.otel: otel_trace.Span | None = None
+        self.otel_token: object = None
+        if tracer is None or not self._start_otel(tracer, ctx.meta):
+            # Ids need to be unique, not secret: a PRNG seeded from the OS (as OpenTelemetry SDKs do) costs
+            # no syscall on the hot path.
+            ids = f"{_ids.getrandbits(192):048x}"
+            self.span_id = ids[:16]
+            self.trace_id, self.parent_span_id = _trace_parent(ctx.meta, ids[16:])
+
+    @property
+    def name(self) -> str:
+        return f"tools/call {self.tool}" if self.tool else "tools/call"
+
+    def _start_otel(self, tracer: otel_trace.Tracer, meta: Mapping[str, Any] | None) -> bool:
+        """Open the OpenTelemetry span for this call and take its ids; False when it has none (no-op tracer)."""
+        otel = tracer.start_span(
+            self.name,
+            context=_otel_parent(meta),
+            kind=otel_trace.SpanKind.SERVER,
+            attributes=self.attributes,
+            start_time=self.start_ns,
+            record_exception=False,  # an exception's text may hold a secret; the span says what it may
+            set_status_on_exception=False,
+        )
+        self.otel = otel
+        self.otel_token = otel_context.attach(otel_trace.set_span_in_context(otel))
+        context = otel.get_span_context()
+        if not context.is_valid:
+            return False
+        self.span_id = f"{context.span_id:016x}"
+        self.trace_id = f"{context.trace_id:032x}"
+        parent = getattr(otel, "parent", None)  # the SDK's Span has it; the API's does not promise it
+        self.parent_span_id = f"{parent.span_id:016x}" if parent is not None and parent.is_valid else None
+        return True
+
+    def end_otel(self) -> None:
+        """Give the OpenTelemetry span the ledger span's final attributes and status, and end it."""
+        otel, self.otel = self.otel, None
+        if otel is None:
+            return
+        try:
+            otel.set_attributes(self.attributes)
+            if self.error_type is not None:
+                otel.set_status(otel_trace.StatusCode.ERROR, self.message)
+            otel.end()
+        finally:
+            otel_context.detach(self.otel_token)  # type: ignore[arg-type]
 
     def fail(self, error_type: str, message: str | None) -> None:
         self.error_type = error_type
@@ -142,7 +199,7 @@ class _Span:
             "trace_id": self.trace_id,
             "span_id": self.span_id,
             "parent_span_id": self.parent_span_id,
-            "name": f"tools/call {self.tool}" if self.tool else "tools/call",
+            "name": self.name,
             "kind": "SERVER",
             "start_ns": str(self.start_ns),
             "end_ns": str(end_ns),
@@ -162,6 +219,33 @@ def _trace_parent(meta: Mapping[str, Any] | None, new_trace_id: str) -> tuple[st
         if match and match[1] != "0" * 32 and match[2] != "0" * 16:
             return match[1], match[2]
     return new_trace_id, None
+
+
+def _otel_parent(meta: Mapping[str, Any] | None) -> otel_context.Context | None:
+    """The caller's trace context from ``_meta`` (W3C ``traceparent``), or None to use the ambient one."""
+    if not meta or "traceparent" not in meta:
+        return None
+    try:
+        context = otel_propagate.extract(meta)
+    except (TypeError, ValueError):
+        return None
+    return context if otel_trace.get_current_span(context).get_span_context().is_valid else None
+
+
+_tracers: dict[tuple[int, str], otel_trace.Tracer] = {}
+
+
+def _tracer(version: str) -> otel_trace.Tracer | None:
+    """The tracer of the installed OpenTelemetry provider, or None when none is installed (the default)."""
+    provider = otel_trace.get_tracer_provider()
+    if isinstance(provider, otel_trace.ProxyTracerProvider):
+        return None
+    key = (id(provider), version)
+    tracer = _tracers.get(key)
+    if tracer is None:
+        _tracers.clear()  # a new provider replaces the old one
+        tracer = _tracers[key] = provider.get_tracer("mcp-ledger", version)
+    return tracer
 
 
 def _on_asyncio() -> bool:
@@ -270,7 +354,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         preview_bytes: int = 1024,
         process_connection_id: str | None = None,
         server_version: str = "",
+        tracing: ServerMiddleware[Any] | None = None,
     ) -> None:
+        """``tracing`` is the SDK's OpenTelemetry middleware this one replaces in the chain (see above)."""
         self.store = store
         self.tools = tools
         self.transport = transport
@@ -279,13 +365,16 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         self.preview_bytes = preview_bytes
         self.process_connection_id = process_connection_id
         self.server_version = server_version
+        self.tracing = tracing
         self._warned_unrecorded = False
         self._deadlines = _Deadlines()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
+            if self.tracing is not None:
+                return await self.tracing(ctx, call_next)
             return await call_next(ctx)
-        span = _Span(ctx, self)
+        span = _Span(ctx, self, _tracer(self.server_version))
         token = current_call.set(span.facts)
         result: dict[str, Any] | None = None
         refusal: str | None = None
@@ -311,6 +400,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         finally:
             current_call.reset(token)
             seq = self._record(span, result)
+            span.end_otel()
         recorded = seq is not None
         if seq is not None and self.store.fsync_policy == "always":
             recorded = await self._wait_durable(seq)
@@ -393,7 +483,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
                 self._warned_unrecorded = True
                 logger.warning("ledger write failed; calls now run unrecorded (--on-record-failure allow)")
             if self.on_record_failure == "refuse":
-                record["status"] = {"code": "ERROR", "message": "the call ran but could not be recorded"}
+                # What the held record (written once the ledger recovers) and the OpenTelemetry span say.
+                span.fail("record_failed", "the call ran but could not be recorded")
+                record["status"] = {"code": "ERROR", "message": span.message}
                 record["attributes"]["error.type"] = "record_failed"
             return None
         self._warned_unrecorded = False

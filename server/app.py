@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server._otel import OpenTelemetryMiddleware  # not exported; mcp is pinned to 2.3.* (provisional hook)
 
 import provenance
 from server import VERSION, resources
@@ -89,6 +90,7 @@ def create_app(
         on_record_failure=settings.on_record_failure,
         preview_bytes=settings.preview_bytes,
         process_connection_id=process_connection_id,
+        server_version=VERSION,
     )
 
     @asynccontextmanager
@@ -104,13 +106,29 @@ def create_app(
         version=VERSION,
         instructions=INSTRUCTIONS,
         tools=[build_tool(spec, runtimes[spec.group]) for spec in selected],
-        middleware=[middleware] if provenance_enabled else [],
         lifespan=lifespan,
         log_level=settings.log_level,
     )
+    if provenance_enabled:
+        _install(server, middleware)
     configure_logging(settings.log_level)
     resources.register(server, ledger_dir)
     return LedgerApp(server, store, ledger_dir, middleware, list(runtimes.values()))
+
+
+def _install(server: MCPServer[Any], middleware: provenance.ProvenanceMiddleware) -> None:
+    """Put the provenance middleware first in the chain, in place of the SDK's OpenTelemetry middleware.
+
+    It hands every other method to the SDK's middleware and makes the one span of a ``tools/call``
+    itself (see ``provenance._middleware``). Outermost, it also records calls that the SDK's
+    request-state boundary rejects before any later middleware would see them.
+    """
+    chain = server.middleware
+    for i, existing in enumerate(chain):
+        if isinstance(existing, OpenTelemetryMiddleware):
+            middleware.tracing = chain.pop(i)
+            break
+    chain.insert(0, middleware)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
+from opentelemetry import trace as otel_trace
 
 import provenance
 from tests.conftest import result_text, spans_on_disk
@@ -115,6 +116,25 @@ async def test_unknown_tool_is_recorded(connect: Any, ledger_dir: Path, mode: st
     assert_span_shape(span, "no_such_tool")
     assert span["attributes"]["error.type"] == "tool_error"
     assert "mcp-ledger.tool.group" not in span["attributes"]
+
+
+async def test_without_an_opentelemetry_provider_the_ids_are_the_ledger_s_own(connect: Any, ledger_dir: Path) -> None:
+    # The default (tests/provenance/test_otel.py covers an installed provider).
+    assert isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider)
+    async with connect() as (client, _):
+        await client.call_tool("fake_echo", {"text": "hi"}, meta={"traceparent": TRACEPARENT})
+    span = only_span(ledger_dir)
+    assert (span["trace_id"], span["parent_span_id"]) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+
+
+async def test_a_call_the_sdk_rejects_for_its_request_state_is_recorded(connect: Any, ledger_dir: Path) -> None:
+    # The SDK's request-state boundary answers -32602 before any tool runs; the call still gets its span.
+    async with connect("auto") as (client, _):
+        with pytest.raises(MCPError, match="requestState"):
+            await client.call_tool("fake_echo", {"text": "hi"}, request_state="forged")
+    span = only_span(ledger_dir)
+    assert_span_shape(span, "fake_echo")
+    assert span["attributes"]["error.type"] == "-32602"
 
 
 async def test_an_integer_beyond_64_bits_still_gets_its_span(connect: Any, ledger_dir: Path, mode: str) -> None:

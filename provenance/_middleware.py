@@ -233,10 +233,18 @@ def _otel_parent(meta: Mapping[str, Any] | None) -> otel_context.Context | None:
 
 
 _tracers: dict[tuple[int, str], otel_trace.Tracer] = {}
+# get_tracer_provider() looks the environment up on every call while no provider is set (0.5 µs a call);
+# the variable it looks for is one a process is started with.
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+_NOT_KNOWN = object()
 
 
 def _tracer(version: str) -> otel_trace.Tracer | None:
     """The tracer of the installed OpenTelemetry provider, or None when none is installed (the default)."""
+    # The API keeps the installed provider in a module global; read it directly when it is there.
+    installed = getattr(otel_trace, "_TRACER_PROVIDER", _NOT_KNOWN)
+    if installed is None and not _PROVIDER_FROM_ENV:
+        return None
     provider = otel_trace.get_tracer_provider()
     if isinstance(provider, otel_trace.ProxyTracerProvider):
         return None

@@ -71,7 +71,9 @@ class _Syncer(threading.Thread):
         self._stopping = threading.Event()
 
     def poke(self) -> None:
-        self._wake.set()
+        # Already set: the flush it leads to has not started yet and will cover the caller's write.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from provenance._segments import list_chains
+from provenance._segments import content_end, list_chains
 
 if TYPE_CHECKING:
     import sqlite3
@@ -199,7 +199,8 @@ class LedgerIndex:
                     start = size
                 f.seek(start)
                 data = f.read(size - start)
-            end = data.rfind(b"\n") + 1
+            # Whole lines only, and none past the first zero byte (space a writer reserved ahead).
+            end = data.rfind(b"\n", 0, content_end(data)) + 1
             rows = []
             pos = 0
             while pos < end:

@@ -4,6 +4,10 @@ A ledger directory holds one or more *chains*, one per writer process. A chain i
 segment files named ``<chain>.<index>.jsonl`` (index zero-padded), each starting with a header line.
 A writer holds an exclusive ``flock`` on the segment it is appending to, so a segment that can be
 locked by someone else belongs to a writer that is gone.
+
+An open segment is reserved ahead of its last line and that space reads as zero bytes (see
+``_store``): a reader's data ends at the first zero byte (no JSON line contains one; JSON escapes
+it), and a dead writer's zero tail is cut by torn-tail recovery.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import orjson
 
 __all__ = [
     "Segment",
+    "content_end",
     "default_ledger_dir",
     "iter_lines",
     "list_chains",
@@ -96,12 +101,20 @@ def segment_is_live(path: Path) -> bool:
     return False
 
 
+def content_end(data: bytes, start: int = 0) -> int:
+    """Where the written data ends: the first zero byte at or after ``start`` (the reserved tail), or the end."""
+    end = data.find(b"\x00", start)
+    return len(data) if end < 0 else end
+
+
 def iter_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(offset, line)`` for every newline-terminated line; an unterminated tail is not yielded."""
+    """Yield ``(offset, line)`` for every newline-terminated line before the reserved zero tail; an
+    unterminated last line (one being written) is not yielded."""
     pos = start
+    limit = content_end(data, start)
     find = data.find
     while True:
-        end = find(b"\n", pos)
+        end = find(b"\n", pos, limit)
         if end < 0:
             return
         yield pos, data[pos:end]
@@ -112,7 +125,8 @@ def _torn_tail_start(data: bytes) -> int | None:
     """Offset where a torn last line starts, or None when the file ends cleanly.
 
     A crash can leave a partial line (no newline) or, after a power loss, a last line whose bytes are
-    garbage although the size persisted: both count as torn. Only the last line is examined.
+    garbage although the size persisted: both count as torn. Only the last line is examined. ``data``
+    is the segment without its reserved zero tail.
     """
     if not data:
         return None
@@ -156,12 +170,19 @@ def _recover_one(path: Path) -> bool:
             raise
         size = os.fstat(fd).st_size
         data = os.pread(fd, size, 0)
-        cut = _torn_tail_start(data)
+        # The space a writer that died had reserved ahead: zero bytes, not data.
+        written = len(data.rstrip(b"\x00"))
+        cut = _torn_tail_start(data[:written])
         if cut is None:
-            return False
+            if written == len(data):
+                return False
+            os.ftruncate(fd, written)
+            os.fsync(fd)
+            logger.info("ledger segment %s: cut the space its writer had reserved (it is gone)", path.name)
+            return True
         torn_path = path.with_name(path.name + TORN_SUFFIX)
         with open(torn_path, "ab") as torn:
-            torn.write(data[cut:])
+            torn.write(data[cut:written])
             torn.flush()
             os.fsync(torn.fileno())
         os.ftruncate(fd, cut)
@@ -170,7 +191,7 @@ def _recover_one(path: Path) -> bool:
             "ledger segment %s ended with a torn line (%d bytes) from a writer that is gone; "
             "moved it to %s and ended the chain at the last good line",
             path.name,
-            len(data) - cut,
+            written - cut,
             torn_path.name,
         )
         return True

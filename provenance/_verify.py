@@ -132,6 +132,9 @@ def _scan_job(job: tuple[str, str, int]) -> _SegmentScan:
 def _scan_segment(data: bytes, chain: str, index: int) -> _SegmentScan:
     """Check one segment on its own. The loop is the verifier's hot path: one parse and one hash
     per line, nothing else that allocates."""
+    # A live (or crashed, not yet recovered) writer's segment ends in reserved zero bytes: not data. A zero
+    # byte anywhere before the last line is damage, and the line holding it fails to parse.
+    data = data.rstrip(b"\x00")
     scan = _SegmentScan(size=len(data))
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the segment ends with a newline

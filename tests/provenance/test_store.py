@@ -6,6 +6,8 @@ import fcntl
 import os
 import random
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,69 @@ def test_a_live_writers_segment_is_never_touched(tmp_path: Path) -> None:
     store.close()
 
 
+def test_an_open_segment_is_reserved_ahead_and_cut_back_to_its_lines_on_close(tmp_path: Path) -> None:
+    store = write_chain(tmp_path, 3)
+    (path,) = segment_files(tmp_path)
+    data = path.read_bytes()
+    written = data.rstrip(b"\x00")
+    assert len(data) > len(written) and written.endswith(b"\n")  # the reserved space reads as zeros
+    assert len(list(provenance.iter_spans(tmp_path))) == 3
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.spans == 3
+    store.close()
+    assert path.read_bytes() == written
+
+
+_KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+import provenance
+from tests.provenance.test_store import synthetic_span
+store = provenance.SpanStore(Path(sys.argv[1]), fsync="never")
+for i in range(int(sys.argv[2])):
+    store.append(synthetic_span(i))
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_writer_loses_nothing_and_its_reserved_tail_is_cut_by_the_next(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(tmp_path), "40"],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"written\n"
+    finally:
+        proc.kill()
+        proc.wait()
+    (path,) = segment_files(tmp_path)
+    data = path.read_bytes()
+    assert data.endswith(b"\x00")  # killed with its space reserved
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.spans == 40 and not report.chains[0].live
+    assert len(list(provenance.iter_spans(tmp_path))) == 40
+    write_chain(tmp_path, 1).close()  # the next writer's start repairs the directory
+    assert path.read_bytes() == data.rstrip(b"\x00")
+    assert not list(tmp_path.glob("*.torn"))  # zeros are not data: nothing to set aside
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.spans == 41
+
+
+def test_a_line_cut_off_mid_copy_is_set_aside_without_the_zero_tail(tmp_path: Path) -> None:
+    write_chain(tmp_path, 3).close()
+    (path,) = segment_files(tmp_path)
+    good = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(b'{"attributes":{"gen_ai.to' + b"\x00" * 5000)  # a writer killed while copying a line in
+    assert not provenance.verify(tmp_path).ok
+    assert provenance.recover_torn_tails(tmp_path) == [path]
+    assert path.read_bytes() == good
+    assert path.with_name(path.name + ".torn").read_bytes() == b'{"attributes":{"gen_ai.to'
+    assert provenance.verify(tmp_path).ok
+
+
 def _mutate(path: Path, how: str, line_no: int) -> None:
     lines = path.read_bytes().split(b"\n")[:-1]
     match how:
@@ -153,6 +218,10 @@ def _mutate(path: Path, how: str, line_no: int) -> None:
             del lines[line_no]
         case "swap":
             lines[line_no], lines[line_no + 1] = lines[line_no + 1], lines[line_no]
+        case "zero":  # a zero byte inside the chain is damage, not the reserved tail of an open segment
+            line = bytearray(lines[line_no])
+            line[line.index(b'"preview":"') + len(b'"preview":"')] = 0
+            lines[line_no] = bytes(line)
         case "insert":
             forged = orjson.loads(lines[line_no])
             forged["span_id"] = "f" * 16
@@ -167,6 +236,7 @@ def _mutate(path: Path, how: str, line_no: int) -> None:
         ("delete", 4, 5, "seq is 5, expected 4"),
         ("swap", 4, 5, "seq is 5, expected 4"),
         ("insert", 4, 6, "seq is 4, expected 5"),
+        ("zero", 4, 5, "line does not parse as JSON"),
     ],
 )
 def test_verify_names_file_and_line_of_each_kind_of_tampering(

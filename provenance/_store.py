@@ -74,6 +74,7 @@ _RESERVE_STEP = 256 * 1024  # file space reserved (and mapped) at a time
 _POPULATE_WINDOW = 64 * 1024  # pages made writable at a time
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux 5.14+; Python 3.11 lacks the name
 _populate_supported = hasattr(mmap.mmap, "madvise")
+_mapping_supported = True
 
 
 class _OpenSegment:
@@ -93,11 +94,24 @@ class _OpenSegment:
         end = self.size + len(data)
         if end > self.capacity:
             self._reserve(end)
+        if self.map is None:  # a filesystem that cannot map files for writing
+            self._pwrite(data)
+            return
         if end > self.populated:
             self._populate()
-        assert self.map is not None
         self.map[self.size : end] = data
         self.size = end
+
+    def _pwrite(self, data: bytes) -> None:
+        written = 0
+        try:
+            while written < len(data):
+                written += os.pwrite(self.fd, memoryview(data)[written:], self.size + written)
+        except OSError:
+            if written:  # zero the partial line again, so the segment still ends on a whole line
+                os.pwrite(self.fd, bytes(written), self.size)
+            raise
+        self.size += len(data)
 
     def _reserve(self, end: int) -> None:
         want = -(-(end + _RESERVE_STEP) // _PAGE) * _PAGE
@@ -108,11 +122,21 @@ class _OpenSegment:
             # the real error.
             want = end
             os.posix_fallocate(self.fd, 0, want)
-        if self.map is None:
-            self.map = mmap.mmap(self.fd, want)
-        else:
+        if self.map is not None:
             self.map.resize(want)
+        elif self.capacity == 0 and _mapping_supported:
+            self._map(want)
         self.capacity = want
+
+    def _map(self, length: int) -> None:
+        global _mapping_supported
+        try:
+            self.map = mmap.mmap(self.fd, length)
+        except OSError as exc:
+            if exc.errno not in (errno.ENODEV, errno.EINVAL, errno.EACCES, errno.EPERM):
+                raise
+            _mapping_supported = False
+            logger.warning("the ledger's filesystem cannot map files (%s); writing with pwrite()", _describe(exc))
 
     def _populate(self) -> None:
         global _populate_supported

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import random
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import provenance
+from provenance import _store as store_module
 from provenance._store import line_digest
 
 
@@ -154,6 +156,24 @@ def test_an_open_segment_is_reserved_ahead_and_cut_back_to_its_lines_on_close(tm
     assert report.ok and report.spans == 3
     store.close()
     assert path.read_bytes() == written
+
+
+def test_a_filesystem_that_cannot_map_files_gets_the_same_ledger_by_pwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(store_module.mmap, "mmap", refuse)
+    monkeypatch.setattr(store_module, "_mapping_supported", True)
+    store = write_chain(tmp_path, 5)
+    assert not store_module._mapping_supported
+    (path,) = segment_files(tmp_path)
+    assert len(list(provenance.iter_spans(tmp_path))) == 5
+    store.close()
+    assert path.read_bytes().endswith(b"\n")
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.spans == 5
 
 
 _KILLED_WRITER = """

@@ -6,10 +6,10 @@ on — the provenance middleware, and nothing else.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Literal
 
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,9 +18,7 @@ from server.settings import ServerSettings
 from tools import prov
 from tools._group import ToolGroup
 
-__all__ = ["NOOP_ARGUMENTS", "NoopArgs", "NoopResult", "build_app", "close_app", "register"]
-
-logger = logging.getLogger("mcp_ledger.bench")
+__all__ = ["NOOP_ARGUMENTS", "NoopArgs", "NoopResult", "build_app", "register", "without_sdk_tracing"]
 
 FsyncPolicy = Literal["batch", "never"]
 
@@ -68,18 +66,12 @@ def build_app(
     )
 
 
-def close_app(app: LedgerApp) -> bool:
-    """``app.close()``; False when it hit the store's known shutdown bug instead of finishing.
+def without_sdk_tracing(app: LedgerApp) -> LedgerApp:
+    """Drop the SDK's OpenTelemetry middleware from a server built without provenance.
 
-    ``provenance._store._Syncer`` assigns ``self._stop = threading.Event()``, shadowing
-    ``Thread._stop``, so ``join()`` raises ``TypeError`` once the fsync thread has ended. The
-    spans are already ``write()``-n by then; only the final fdatasync and the fd close are skipped.
+    With provenance on, the ledger's middleware takes that middleware's place for ``tools/call``
+    (see ``provenance._middleware``); a baseline without it shows what the ledger costs gross.
     """
-    try:
-        app.close()
-    except TypeError as exc:
-        if "'Event' object is not callable" not in str(exc):
-            raise
-        logger.debug("SpanStore.close() hit the _Syncer._stop bug: %s", exc)
-        return False
-    return True
+    chain = app.server.middleware
+    chain[:] = [m for m in chain if not isinstance(m, OpenTelemetryMiddleware)]
+    return app

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 import provenance
-from bench._noop import build_app, close_app
+from bench._noop import build_app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        close_app(app)
+        app.close()
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import mmap
 import os
 import random
 import secrets
@@ -164,7 +165,7 @@ def test_a_filesystem_that_cannot_map_files_gets_the_same_ledger_by_pwrite(
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.ENODEV, "No such device")
 
-    monkeypatch.setattr(store_module.mmap, "mmap", refuse)
+    monkeypatch.setattr(mmap, "mmap", refuse)
     monkeypatch.setattr(store_module, "_mapping_supported", True)
     store = write_chain(tmp_path, 5)
     assert not store_module._mapping_supported

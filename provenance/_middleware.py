@@ -405,6 +405,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         self.tracing = tracing
         self._warned_unrecorded = False
         self._deadlines = _Deadlines()
+        self._shared_attributes: dict[tuple[str | None, str | None], dict[str, Any]] = {}
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -530,22 +531,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         return seq
 
     def call_attributes(self, ctx: ServerRequestContext[Any, Any], tool: str | None) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            "mcp.method.name": ctx.method,
-            "gen_ai.operation.name": "execute_tool",
-            "mcp.protocol.version": ctx.protocol_version,
-        }
-        if tool is not None:
-            attributes["gen_ai.tool.name"] = tool
-            facts = self.tools.get(tool)
-            if facts is not None:
-                attributes["mcp-ledger.tool.group"] = facts.group
-                attributes["mcp-ledger.tool.read_only"] = facts.read_only
-                attributes["mcp-ledger.tool.destructive"] = facts.destructive
+        attributes = self._tool_attributes(tool, ctx.protocol_version).copy()
         if ctx.request_id is not None:
             attributes["jsonrpc.request.id"] = str(ctx.request_id)
-        if self.transport is not None:
-            attributes["network.transport"] = self.transport
         connection = getattr(ctx.session, "_connection", None)  # the SDK keeps it private (provisional API)
         if connection is not None:
             if connection.session_id:
@@ -556,6 +544,30 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
                 attributes["mcp.client.name"] = _redacted(info.name)
                 attributes["mcp.client.version"] = _redacted(info.version)
         attributes["mcp-ledger.connection.id"] = self._connection_id(connection)
+        return attributes
+
+    def _tool_attributes(self, tool: str | None, protocol_version: str | None) -> dict[str, Any]:
+        """The attributes every call of a tool shares (kept per served tool; a caller's unknown name is not)."""
+        key = (tool, protocol_version)
+        cached = self._shared_attributes.get(key)
+        if cached is not None:
+            return cached
+        attributes: dict[str, Any] = {
+            "mcp.method.name": "tools/call",
+            "gen_ai.operation.name": "execute_tool",
+            "mcp.protocol.version": protocol_version,
+        }
+        if tool is not None:
+            attributes["gen_ai.tool.name"] = tool
+        facts = self.tools.get(tool) if tool is not None else None
+        if facts is not None:
+            attributes["mcp-ledger.tool.group"] = facts.group
+            attributes["mcp-ledger.tool.read_only"] = facts.read_only
+            attributes["mcp-ledger.tool.destructive"] = facts.destructive
+        if self.transport is not None:
+            attributes["network.transport"] = self.transport
+        if facts is not None and len(self._shared_attributes) < 4096:
+            self._shared_attributes[key] = attributes
         return attributes
 
     def _connection_id(self, connection: Any) -> str:

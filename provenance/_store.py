@@ -31,6 +31,7 @@ import mmap
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -74,27 +75,30 @@ _RESERVE_STEP = 256 * 1024  # file space reserved (and mapped) at a time
 _POPULATE_WINDOW = 64 * 1024  # pages made writable at a time
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux 5.14+; Python 3.11 lacks the name
 _populate_supported = hasattr(mmap.mmap, "madvise")
-_mapping_supported = True
+# Reserving (posix_fallocate) and growing a mapping in place (mremap) are Linux's; elsewhere, and on a
+# filesystem that cannot map files for writing, lines are appended with pwrite() (no reserved tail).
+_mapping_supported = sys.platform.startswith("linux") and hasattr(os, "posix_fallocate")
 
 
 class _OpenSegment:
     """The segment being written: its fd (under ``flock``), reserved and mapped ahead, filled front to back."""
 
-    __slots__ = ("capacity", "fd", "map", "populated", "size")
+    __slots__ = ("capacity", "fd", "map", "mapped", "populated", "size")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.mapped = _mapping_supported
         self.map: mmap.mmap | None = None
         self.size = 0  # bytes of whole lines
         self.capacity = 0  # bytes reserved and mapped
         self.populated = 0  # end of the pages made writable ahead
 
     def append(self, data: bytes) -> None:
-        """Copy ``data`` in after the last line; OSError (nothing written) when no space can be reserved."""
+        """Copy ``data`` in after the last line; OSError (nothing written) when there is no space."""
         end = self.size + len(data)
-        if end > self.capacity:
+        if end > self.capacity and self.mapped:
             self._reserve(end)
-        if self.map is None:  # a filesystem that cannot map files for writing
+        if self.map is None:
             self._pwrite(data)
             return
         if end > self.populated:
@@ -105,11 +109,11 @@ class _OpenSegment:
     def _pwrite(self, data: bytes) -> None:
         written = 0
         try:
-            while written < len(data):
+            while written < len(data):  # a short write: rare (a limit or a full disk), so finish it here
                 written += os.pwrite(self.fd, memoryview(data)[written:], self.size + written)
         except OSError:
-            if written:  # zero the partial line again, so the segment still ends on a whole line
-                os.pwrite(self.fd, bytes(written), self.size)
+            if written:  # cut the partial line, so the segment still ends on a whole line
+                os.ftruncate(self.fd, self.size)
             raise
         self.size += len(data)
 
@@ -124,7 +128,7 @@ class _OpenSegment:
             os.posix_fallocate(self.fd, 0, want)
         if self.map is not None:
             self.map.resize(want)
-        elif self.capacity == 0 and _mapping_supported:
+        else:
             self._map(want)
         self.capacity = want
 
@@ -135,7 +139,7 @@ class _OpenSegment:
         except OSError as exc:
             if exc.errno not in (errno.ENODEV, errno.EINVAL, errno.EACCES, errno.EPERM):
                 raise
-            _mapping_supported = False
+            self.mapped = _mapping_supported = False
             logger.warning("the ledger's filesystem cannot map files (%s); writing with pwrite()", _describe(exc))
 
     def _populate(self) -> None:

@@ -177,6 +177,19 @@ def test_a_filesystem_that_cannot_map_files_gets_the_same_ledger_by_pwrite(
     assert report.ok and report.spans == 5
 
 
+def test_where_files_are_not_mapped_lines_are_appended_with_pwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Platforms without posix_fallocate and mremap (macOS): no reserved space, no zero tail.
+    monkeypatch.setattr(store_module, "_mapping_supported", False)
+    store = write_chain(tmp_path, 5, segment_bytes=3000)
+    files = segment_files(tmp_path)
+    assert len(files) > 1 and all(path.read_bytes().endswith(b"\n") for path in files)
+    store.close()
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.spans == 5
+
+
 _KILLED_WRITER = """
 import sys, time
 from pathlib import Path

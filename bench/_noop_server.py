@@ -27,9 +27,14 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ["MCP_LEDGER_DIR"]) if os.environ.get("MCP_LEDGER_DIR") else None,
         help="ledger directory (default $MCP_LEDGER_DIR)",
     )
+    parser.add_argument(
+        "--cpu", type=int, default=None, help="run on this CPU only (the benchmark pins client and server apart)"
+    )
     args = parser.parse_args(argv)
     if args.ledger_dir is None:
         parser.error("--ledger-dir or MCP_LEDGER_DIR is required")
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
     app = build_app(
         args.ledger_dir,
         provenance_enabled=args.provenance == "on",

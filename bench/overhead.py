@@ -1,5 +1,9 @@
 """What provenance costs: a no-op tool on the same server with and without the provenance middleware.
 
+With two or more CPUs, the benchmark runs on the first and a stdio server on the second (``--no-pin``
+to let the scheduler place them): two processes bouncing between two shared cores made stdio pairs
+vary ±10 %, more than the effect measured.
+
 Each mode runs ``--pairs`` interleaved pairs; a pair is one run without provenance and one with it,
 alternating which goes first so drift (thermal, page cache, other load) falls on both sides. A run
 is a fresh server and client, a warm-up, then ``--calls`` timed round trips in ten equal blocks; its
@@ -185,6 +189,22 @@ async def _run_in_process(mode: Mode, provenance_on: bool, workdir: Path, warmup
         app.close()
 
 
+SERVER_CPU: int | None = None  # set by main() when client and server are pinned apart
+
+
+def pin_cpus() -> dict[str, int] | None:
+    """Pin this process to the first allowed CPU and keep the second for stdio servers."""
+    global SERVER_CPU
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    os.sched_setaffinity(0, {cpus[0]})
+    SERVER_CPU = cpus[1]
+    return {"client": cpus[0], "stdio_server": cpus[1]}
+
+
 def _stdio_parameters(mode: Mode, provenance_on: bool, ledger_dir: Path) -> StdioServerParameters:
     # The client passes the child only a minimal environment; it needs the repo (bench is not installed).
     pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
@@ -199,6 +219,7 @@ def _stdio_parameters(mode: Mode, provenance_on: bool, ledger_dir: Path) -> Stdi
             mode.fsync,
             "--ledger-dir",
             str(ledger_dir),
+            *(["--cpu", str(SERVER_CPU)] if SERVER_CPU is not None else []),
         ],
         env={"PYTHONPATH": pythonpath, "MCP_LEDGER_DIR": str(ledger_dir)},
         cwd=REPO_ROOT,
@@ -336,7 +357,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.overhead", description="Measure what the provenance middleware costs per tool call."
     )
-    parser.add_argument("--pairs", type=int, default=7, help="interleaved with/without pairs per mode (default 7)")
+    parser.add_argument("--pairs", type=int, default=11, help="interleaved with/without pairs per mode (default 11)")
     parser.add_argument("--calls", type=int, default=3000, help="timed calls per in-process run (default 3000)")
     parser.add_argument("--stdio-calls", type=int, default=1500, help="timed calls per stdio run (default 1500)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls before each run (default 200)")
@@ -351,6 +372,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the client and stdio servers to CPUs")
     args = parser.parse_args(argv)
     if args.quick:
         args.pairs, args.calls, args.stdio_calls, args.warmup = 5, 300, 150, 50
@@ -375,6 +397,7 @@ async def run_all(args: argparse.Namespace) -> list[ModeResult]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    pinned = None if args.no_pin else pin_cpus()
     started = datetime.now(UTC)
     load_before = os.getloadavg()
     results = anyio.run(run_all, args)
@@ -387,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "calls_stdio": args.stdio_calls,
             "warmup": args.warmup,
             "quick": args.quick,
+            "pinned_cpus": pinned,
         }
         path = write_results(results, config, started, args.results_dir, load_before)
         print(f"\nwrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")

@@ -51,6 +51,7 @@ logger = logging.getLogger("mcp_ledger.provenance")
 
 SPAN_ID_META_KEY = "mcp-ledger/span_id"
 CONNECTION_STATE_KEY = "mcp-ledger.connection.id"
+CONNECTION_ATTRIBUTES_KEY = "mcp-ledger.connection.attributes"
 _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 OnRecordFailure = Literal["refuse", "allow"]
 
@@ -137,12 +138,17 @@ class _Span:
         self.attributes = middleware.call_attributes(ctx, self.tool)
         self.otel: otel_trace.Span | None = None
         self.otel_token: object = None
-        if tracer is None or not self._start_otel(tracer, ctx.meta):
+        meta = ctx.meta
+        if tracer is None or not self._start_otel(tracer, meta):
             # Ids need to be unique, not secret: a PRNG seeded from the OS (as OpenTelemetry SDKs do) costs
             # no syscall on the hot path.
             ids = f"{_ids.getrandbits(192):048x}"
             self.span_id = ids[:16]
-            self.trace_id, self.parent_span_id = _trace_parent(ctx.meta, ids[16:])
+            traceparent = meta.get("traceparent") if meta else None
+            if traceparent is None:
+                self.trace_id, self.parent_span_id = ids[16:], None
+            else:
+                self.trace_id, self.parent_span_id = _trace_parent(traceparent, ids[16:])
 
     @property
     def name(self) -> str:
@@ -214,8 +220,8 @@ class _Span:
         return record
 
 
-def _trace_parent(meta: Mapping[str, Any] | None, new_trace_id: str) -> tuple[str, str | None]:
-    traceparent = meta.get("traceparent") if meta else None
+def _trace_parent(traceparent: Any, new_trace_id: str) -> tuple[str, str | None]:
+    """The caller's trace id and parent span id from a W3C ``traceparent``, or a new trace."""
     if isinstance(traceparent, str):
         match = _TRACEPARENT_RE.match(traceparent.strip())
         if match and match[1] != "0" * 32 and match[2] != "0" * 16:
@@ -417,7 +423,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         result: dict[str, Any] | None = None
         refusal: str | None = None
         try:
-            refusal = self._refusal()
+            refusal = self._refusal() if self.store.failure is not None else None
             if refusal is not None:
                 result = _error_result(refusal)
                 span.fail("record_failed", refusal)
@@ -509,7 +515,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
     def _record(self, span: _Span, result: dict[str, Any] | None) -> int | None:
         """Write the span and return its seq; never raises (a failed write returns None)."""
         try:
-            if self.store.failed and self.on_record_failure == "allow":
+            if self.store.failure is not None and self.on_record_failure == "allow":
                 self.store.recover()
             record = span.record(result, self.preview_bytes)
         except Exception:
@@ -535,14 +541,26 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         if ctx.request_id is not None:
             attributes["jsonrpc.request.id"] = str(ctx.request_id)
         connection = getattr(ctx.session, "_connection", None)  # the SDK keeps it private (provisional API)
-        if connection is not None:
-            if connection.session_id:
-                attributes["mcp.session.id"] = connection.session_id
-            info = connection.client_params.client_info if connection.client_params else None
-            if info is not None:
-                # Client-supplied text: redacted like any other caller input (cached: it rarely changes).
-                attributes["mcp.client.name"] = _redacted(info.name)
-                attributes["mcp.client.version"] = _redacted(info.version)
+        if connection is None:
+            attributes["mcp-ledger.connection.id"] = self.process_connection_id or new_connection_id()
+            return attributes
+        state = connection.state
+        shared = state.get(CONNECTION_ATTRIBUTES_KEY)
+        if shared is None:
+            shared = state[CONNECTION_ATTRIBUTES_KEY] = self._connection_attributes(connection)
+        attributes.update(shared)
+        return attributes
+
+    def _connection_attributes(self, connection: Any) -> dict[str, Any]:
+        """What every call on one connection shares (kept in the connection's state)."""
+        attributes: dict[str, Any] = {}
+        if connection.session_id:
+            attributes["mcp.session.id"] = connection.session_id
+        info = connection.client_params.client_info if connection.client_params else None
+        if info is not None:
+            # Client-supplied text: redacted like any other caller input.
+            attributes["mcp.client.name"] = _redacted(info.name)
+            attributes["mcp.client.version"] = _redacted(info.version)
         attributes["mcp-ledger.connection.id"] = self._connection_id(connection)
         return attributes
 

@@ -236,7 +236,10 @@ def redact_canonical(value: Any, root: str = "$") -> tuple[bytes, list[str]]:
     Fast path: most payloads hold nothing that could be a secret, which one serialisation and one
     byte scan show; only the rest pay for the walk.
     """
-    canonical = canonical_json(value)
+    try:
+        canonical = orjson.dumps(value, option=_CANONICAL)
+    except TypeError:
+        canonical = canonical_json(value)  # see there
     if _MAYBE_SECRET.search(canonical.lower()) is None:
         return canonical, []
     redacted, paths = redact_payload(value, root)

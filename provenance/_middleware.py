@@ -129,8 +129,14 @@ class _Span:
         self.start_ns = time.time_ns()
         params = ctx.params or {}
         raw_name = params.get("name")
-        # A tool name is caller input like any other; it must not carry a secret into the ledger.
-        self.tool = _redacted(raw_name) if isinstance(raw_name, str) else None
+        # A tool name is caller input like any other; it must not carry a secret into the ledger (the names
+        # of the tools served are known to be clean).
+        if not isinstance(raw_name, str):
+            self.tool = None
+        elif raw_name in middleware.tools:
+            self.tool = raw_name
+        else:
+            self.tool = _redacted(raw_name)
         self.arguments = params.get("arguments")
         self.facts = CallFacts()
         self.error_type: str | None = None
@@ -356,10 +362,10 @@ class _Deadlines:
         self._period = 1.0
 
     def start(self, task: asyncio.Task[Any], timeout: float) -> None:
+        self.calls[task] = time.monotonic() + timeout  # asyncio's loop clock, without the method call
         loop = task.get_loop()
         if loop is not self._loop:
             self._loop, self._timer = loop, None
-        self.calls[task] = loop.time() + timeout
         if self._timer is None:
             self._period = min(1.0, max(0.01, timeout / 4))
             self._timer = loop.call_later(self._period, self._sweep)
@@ -375,7 +381,7 @@ class _Deadlines:
 
     def _sweep(self) -> None:
         assert self._loop is not None
-        now = self._loop.time()
+        now = time.monotonic()
         for task, at in list(self.calls.items()):
             if at <= now and task not in self.fired:
                 self.fired.add(task)
@@ -418,7 +424,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             if self.tracing is not None:
                 return await self.tracing(ctx, call_next)
             return await call_next(ctx)
-        span = _Span(ctx, self, _tracer(self.server_version))
+        no_provider = getattr(otel_trace, "_TRACER_PROVIDER", _NOT_KNOWN) is None and not _PROVIDER_FROM_ENV
+        span = _Span(ctx, self, None if no_provider else _tracer(self.server_version))
         token = current_call.set(span.facts)
         result: dict[str, Any] | None = None
         refusal: str | None = None
@@ -469,7 +476,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         elif task is not None:
             self._deadlines.start(task, self.call_timeout)
             try:
-                result = _as_dict(await call_next(ctx))
+                raw = await call_next(ctx)
+                result = raw if raw is None or isinstance(raw, dict) else _as_dict(raw)
             except asyncio.CancelledError:
                 if not self._deadlines.stop(task):
                     raise

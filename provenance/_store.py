@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from provenance._redact import canonical_json
 from provenance._segments import recover_torn_tails, segment_name
@@ -259,21 +259,46 @@ class SpanStore:
         :meth:`recover` succeeds.
         """
         with self._lock:
-            if self._closed:
-                raise RecordError("the ledger is closed")
-            if self.failure is not None:
-                self._hold(record)
-                raise RecordError(self.failure)
-            try:
-                self._write_record(record)
-            except OSError as exc:
-                self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
-                self._hold(record)
-                raise RecordError(self.failure or "") from None
-            seq = self._seq - 1
+            segment = self._open
+            if segment is None or self.failure is not None or self._closed:
+                seq = self._append_locked(record)
+            else:
+                # The common case, flat: one line into the open segment.
+                seq = self._seq
+                record["v"] = SCHEMA_VERSION
+                record["seq"] = seq
+                record["prev"] = self._prev
+                line = canonical_json(record)
+                if self._segment_lines > 1 and segment.size + len(line) + 1 > self.segment_bytes:
+                    seq = self._append_locked(record)  # rotation
+                else:
+                    try:
+                        segment.append(line + b"\n")  # all of it or, on OSError, nothing
+                    except OSError as exc:
+                        self._write_failed(record, exc)
+                    self._segment_lines += 1
+                    self._seq = seq + 1
+                    self._prev = "sha256:" + hashlib.sha256(line).hexdigest()
         if self._syncer is not None:
             self._syncer.poke()
         return seq
+
+    def _append_locked(self, record: dict[str, Any]) -> int:
+        if self._closed:
+            raise RecordError("the ledger is closed")
+        if self.failure is not None:
+            self._hold(record)
+            raise RecordError(self.failure)
+        try:
+            self._write_record(record)
+        except OSError as exc:
+            self._write_failed(record, exc)
+        return self._seq - 1
+
+    def _write_failed(self, record: dict[str, Any], exc: OSError) -> NoReturn:
+        self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
+        self._hold(record)
+        raise RecordError(self.failure or "") from None
 
     def wait_durable(self, seq: int) -> None:
         """Block until line ``seq`` is on disk (fsync "always"); concurrent waiters share one fsync.

@@ -194,3 +194,40 @@ def test_sigterm_ends_the_server_cleanly_with_its_spans_on_disk(tmp_path: Path) 
     assert proc.wait(timeout=20) == 0
     report = provenance.verify(ledger)
     assert report.ok and report.spans == 1 and not report.chains[0].live
+
+
+def test_malformed_tool_calls_on_the_wire_get_an_error_and_a_span_each(tmp_path: Path) -> None:
+    # The provenance middleware is first in the chain, before the SDK validates anything: what a
+    # client puts in params reaches it as sent.
+    import json
+
+    ledger = tmp_path / "ledger"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        env={"MCP_LEDGER_DIR": str(ledger), "PATH": os.environ.get("PATH", "")},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    malformed = [{"name": ["prov_stats"]}, {"name": "prov_stats", "arguments": "not an object"}, {"name": 7}]
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call", "params": p} for i, p in enumerate(malformed)),
+    ]
+    try:
+        for message in messages:
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(1 + len(malformed))]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=20)
+    for reply in replies[1:]:
+        assert "error" in reply or reply["result"].get("isError") is True, reply
+    spans = list(provenance.iter_spans(ledger))
+    assert len(spans) == len(malformed)
+    assert all(span["status"]["code"] == "ERROR" for span in spans)
+    assert provenance.verify(ledger).ok

@@ -4,13 +4,15 @@ With two or more CPUs, the benchmark runs on the first and a stdio server on the
 to let the scheduler place them): two processes bouncing between two shared cores made stdio pairs
 vary ±10 %, more than the effect measured.
 
-Each mode runs ``--pairs`` interleaved pairs; a pair is one run without provenance and one with it,
-alternating which goes first so drift (thermal, page cache, other load) falls on both sides. A run
-is a fresh server and client, a warm-up, then ``--calls`` timed round trips in ten equal blocks; its
-µs per call is the median block's. The headline number is the median over pairs of (with / without)
-µs per call; the targets are measured here, never asserted in tests.
+Each mode runs ``--pairs`` pairs. A pair is two fresh servers, one without provenance and one with
+it, both running at once with a client each: after a warm-up, ``--calls`` timed round trips per
+server go in blocks that alternate between the two (which server starts alternates from pair to
+pair), so a disturbance lasting seconds — another process, the page cache, the host — falls on both
+sides alike instead of on one run. A server's µs per call is its median block's; the pair's ratio is
+with / without; the headline is the median ratio over pairs. The targets are measured here, never
+asserted in tests.
 
-    python -m bench.overhead            # full run (about 2-3 minutes on 2 cores)
+    python -m bench.overhead            # full run (about 2 minutes on 2 cores)
     python -m bench.overhead --quick    # smoke run
 
 Prints a markdown table and writes ``bench/results/overhead-<UTC stamp>.json`` and
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -40,6 +43,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 from bench._noop import NOOP_ARGUMENTS, FsyncPolicy, build_app, without_sdk_tracing
+from server.app import LedgerApp
 
 __all__ = ["MODES", "Mode", "ModeResult", "PairResult", "main"]
 
@@ -76,7 +80,7 @@ MODES: tuple[Mode, ...] = (
 
 @dataclass(frozen=True)
 class Run:
-    """One timed run, in equal blocks of calls: its µs/call is the median block's, so a moment when
+    """One server's timed calls, in equal blocks: its µs/call is the median block's, so a moment when
     another process had the CPU does not decide a pair; the plain mean is kept beside it."""
 
     block_calls: int
@@ -160,33 +164,34 @@ class ModeResult:
         }
 
 
-BLOCKS = 10
+BLOCKS = 20
 
 
-async def _time_calls(client: Client, warmup: int, calls: int) -> Run:
-    for _ in range(warmup):
-        await client.call_tool(TOOL, NOOP_ARGUMENTS)
-    gc.collect()  # start each timed loop from the same heap state; collections inside it count
-    block_calls = max(1, calls // BLOCKS)
-    seconds: list[float] = []
-    for _ in range(BLOCKS):
-        start = time.perf_counter()
-        for _ in range(block_calls):
+async def _time_interleaved(clients: dict[bool, Client], warmup: int, calls: int, first: bool) -> dict[bool, Run]:
+    """Time ``calls`` round trips per client in BLOCKS blocks each, alternating clients block by block."""
+    for client in clients.values():
+        for _ in range(warmup):
             await client.call_tool(TOOL, NOOP_ARGUMENTS)
-        seconds.append(time.perf_counter() - start)
-    return Run(block_calls, tuple(seconds))
+    gc.collect()  # start from the same heap state; collections inside the blocks count
+    block_calls = max(1, calls // BLOCKS)
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    for block in range(BLOCKS):
+        order = (first, not first) if block % 2 == 0 else (not first, first)
+        for provenance_on in order:
+            client = clients[provenance_on]
+            start = time.perf_counter()
+            for _ in range(block_calls):
+                await client.call_tool(TOOL, NOOP_ARGUMENTS)
+            seconds[provenance_on].append(time.perf_counter() - start)
+    return {on: Run(block_calls, tuple(s)) for on, s in seconds.items()}
 
 
-async def _run_in_process(mode: Mode, provenance_on: bool, workdir: Path, warmup: int, calls: int) -> Run:
+def _in_process_app(mode: Mode, provenance_on: bool, workdir: Path) -> LedgerApp:
     ledger_dir = Path(tempfile.mkdtemp(prefix="ledger-", dir=workdir))
     app = build_app(ledger_dir, provenance_enabled=provenance_on, fsync=mode.fsync)
     if mode.gross and not provenance_on:
         without_sdk_tracing(app)
-    try:
-        async with Client(app.server, mode=mode.client_mode) as client:
-            return await _time_calls(client, warmup, calls)
-    finally:
-        app.close()
+    return app
 
 
 SERVER_CPU: int | None = None  # set by main() when client and server are pinned apart
@@ -226,25 +231,29 @@ def _stdio_parameters(mode: Mode, provenance_on: bool, ledger_dir: Path) -> Stdi
     )
 
 
-async def _run_stdio(mode: Mode, provenance_on: bool, workdir: Path, warmup: int, calls: int) -> Run:
-    ledger_dir = Path(tempfile.mkdtemp(prefix="ledger-", dir=workdir))
-    async with Client(_stdio_parameters(mode, provenance_on, ledger_dir), mode=mode.client_mode) as client:
-        return await _time_calls(client, warmup, calls)
-
-
-async def _run(mode: Mode, provenance_on: bool, workdir: Path, warmup: int, calls: int) -> Run:
-    if mode.transport == "stdio":
-        return await _run_stdio(mode, provenance_on, workdir, warmup, calls)
-    return await _run_in_process(mode, provenance_on, workdir, warmup, calls)
+async def _run_pair(mode: Mode, workdir: Path, warmup: int, calls: int, first: bool) -> dict[bool, Run]:
+    """Both servers of a pair, alive at once, timed block by block in turn."""
+    async with AsyncExitStack() as stack:
+        clients: dict[bool, Client] = {}
+        for provenance_on in (False, True):
+            if mode.transport == "stdio":
+                ledger_dir = Path(tempfile.mkdtemp(prefix="ledger-", dir=workdir))
+                target: Any = _stdio_parameters(mode, provenance_on, ledger_dir)
+            else:
+                app = _in_process_app(mode, provenance_on, workdir)
+                stack.callback(app.close)
+                target = app.server
+            clients[provenance_on] = await stack.enter_async_context(Client(target, mode=mode.client_mode))
+        return await _time_interleaved(clients, warmup, calls, first)
 
 
 async def measure(mode: Mode, *, pairs: int, warmup: int, calls: int, workdir: Path) -> ModeResult:
     result = ModeResult(mode, max(1, calls // BLOCKS) * BLOCKS, warmup)
     for i in range(pairs):
-        order = (False, True) if i % 2 == 0 else (True, False)
-        runs = {on: await _run(mode, on, workdir, warmup, calls) for on in order}
+        first = i % 2 == 1
+        runs = await _run_pair(mode, workdir, warmup, calls, first)
         pair = PairResult(
-            "with" if order[0] else "without",
+            "with" if first else "without",
             runs[False].us_per_call,
             runs[True].us_per_call,
             runs[False].mean_us_per_call,
@@ -341,7 +350,10 @@ def write_results(
         "tool": TOOL,
         "arguments": NOOP_ARGUMENTS,
         "ratio": "with / without µs per call, per pair; median over pairs",
-        "us_per_call": f"per run: the median of {BLOCKS} equal blocks of calls (the mean is in *_mean_us_per_call)",
+        "us_per_call": (
+            f"per server: the median of {BLOCKS} blocks of calls, alternating block by block with the other "
+            "server of its pair (the mean is in *_mean_us_per_call)"
+        ),
         "modes": [r.as_json() for r in results],
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -387,8 +399,7 @@ async def run_all(args: argparse.Namespace) -> list[ModeResult]:
     with tempfile.TemporaryDirectory(prefix="mcp-ledger-bench-") as tmp:
         # The first server built in a process pays one-off costs (schema and validator set-up) inside
         # its timed loop; build one of each and throw the numbers away.
-        for provenance_on in (False, True):
-            await _run_in_process(MODES[0], provenance_on, Path(tmp), args.warmup, args.warmup)
+        await _run_pair(MODES[0], Path(tmp), args.warmup, args.warmup, first=False)
         for mode in modes:
             calls = args.stdio_calls if mode.transport == "stdio" else args.calls
             results.append(await measure(mode, pairs=args.pairs, warmup=args.warmup, calls=calls, workdir=Path(tmp)))

@@ -94,11 +94,12 @@ def _error_result(text: str) -> dict[str, Any]:
 def _digest(payload: Any, root: str, preview_bytes: int) -> dict[str, Any]:
     """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
     canonical, paths = redact_canonical(payload, root)
-    truncated = len(canonical) > preview_bytes
+    size = len(canonical)
+    truncated = size > preview_bytes
     preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
     return {
         "sha256": sha256(canonical).hexdigest(),
-        "size": len(canonical),
+        "size": size,
         "preview": preview,
         "truncated": truncated,
         "redactions": paths,
@@ -208,19 +209,24 @@ class _Span:
             attributes["mcp-ledger.untrusted_content"] = True
         if self.facts.exception_type is not None:
             attributes["exception.type"] = self.facts.exception_type
+        output = None
+        if result is not None:  # what the agent reads: the structured result, else the content blocks
+            output = result.get("structuredContent")
+            if output is None:
+                output = result.get("content")
         record: dict[str, Any] = {
             "type": "span",
             "trace_id": self.trace_id,
             "span_id": self.span_id,
             "parent_span_id": self.parent_span_id,
-            "name": self.name,
+            "name": f"tools/call {self.tool}" if self.tool else "tools/call",
             "kind": "SERVER",
             "start_ns": str(self.start_ns),
             "end_ns": str(end_ns),
             "status": {"code": "ERROR" if self.error_type else "OK", "message": self.message},
             "attributes": attributes,
             "input": _digest(self.arguments if self.arguments is not None else {}, "$", preview_bytes),
-            "output": _digest(_output_payload(result), "$", preview_bytes),
+            "output": _digest(output, "$", preview_bytes),
             "upstream": redact_payload(self.facts.upstream, "$")[0] if self.facts.upstream else {},
         }
         return record
@@ -311,14 +317,6 @@ if sys.version_info < (3, 12) and isinstance(_CURRENT_TASKS, dict):
 @functools.lru_cache(maxsize=256)
 def _redacted(text: str) -> str:
     return redact_text(text)[0]
-
-
-def _output_payload(result: dict[str, Any] | None) -> Any:
-    if result is None:
-        return None
-    if result.get("structuredContent") is not None:
-        return result["structuredContent"]
-    return result.get("content")
 
 
 def _as_dict(result: HandlerResult) -> dict[str, Any] | None:
@@ -451,7 +449,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         finally:
             current_call.reset(token)
             seq = self._record(span, result)
-            span.end_otel()
+            if span.otel is not None:
+                span.end_otel()
         recorded = seq is not None
         if seq is not None and self.store.fsync_policy == "always":
             recorded = await self._wait_durable(seq)
@@ -462,9 +461,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
                 f"the call ran but could not be recorded in the ledger ({self.store.failure}); "
                 "further calls are refused until the ledger is writable again"
             )
-        meta = dict(result.get("_meta") or {})
-        meta[SPAN_ID_META_KEY] = span.span_id
-        result["_meta"] = meta
+        meta = result.get("_meta")
+        result["_meta"] = {**meta, SPAN_ID_META_KEY: span.span_id} if meta else {SPAN_ID_META_KEY: span.span_id}
         return result
 
     async def _call_with_timeout(

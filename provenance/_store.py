@@ -40,6 +40,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+import orjson
+
 from provenance._redact import canonical_json
 from provenance._segments import recover_torn_tails, segment_name
 
@@ -71,6 +73,7 @@ def new_chain_id() -> str:
     return f"{stamp}-p{os.getpid()}-{secrets.token_hex(3)}"
 
 
+_LINE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS  # as canonical_json
 _PAGE = mmap.PAGESIZE
 _RESERVE_STEP = 256 * 1024  # file space reserved (and mapped) at a time
 _POPULATE_WINDOW = 64 * 1024  # pages made writable at a time
@@ -268,7 +271,10 @@ class SpanStore:
                 record["v"] = SCHEMA_VERSION
                 record["seq"] = seq
                 record["prev"] = self._prev
-                line = canonical_json(record)
+                try:
+                    line = orjson.dumps(record, option=_LINE_OPTIONS)
+                except TypeError:
+                    line = canonical_json(record)  # see there
                 if self._segment_lines > 1 and segment.size + len(line) + 1 > self.segment_bytes:
                     seq = self._append_locked(record)  # rotation
                 else:

@@ -543,7 +543,10 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         return seq
 
     def call_attributes(self, ctx: ServerRequestContext[Any, Any], tool: str | None) -> dict[str, Any]:
-        attributes = self._tool_attributes(tool, ctx.protocol_version).copy()
+        shared_by_tool = self._shared_attributes.get((tool, ctx.protocol_version))
+        if shared_by_tool is None:
+            shared_by_tool = self._tool_attributes(tool, ctx.protocol_version)
+        attributes = shared_by_tool.copy()
         if ctx.request_id is not None:
             attributes["jsonrpc.request.id"] = str(ctx.request_id)
         connection = getattr(ctx.session, "_connection", None)  # the SDK keeps it private (provisional API)
@@ -573,9 +576,6 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
     def _tool_attributes(self, tool: str | None, protocol_version: str | None) -> dict[str, Any]:
         """The attributes every call of a tool shares (kept per served tool; a caller's unknown name is not)."""
         key = (tool, protocol_version)
-        cached = self._shared_attributes.get(key)
-        if cached is not None:
-            return cached
         attributes: dict[str, Any] = {
             "mcp.method.name": "tools/call",
             "gen_ai.operation.name": "execute_tool",

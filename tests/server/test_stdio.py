@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 import orjson
@@ -165,30 +166,40 @@ def test_demo_shows_the_recorded_spans_and_that_they_verify(tmp_path: Path) -> N
     assert "verified: 1 chain(s)" in proc.stdout
 
 
-def test_sigterm_ends_the_server_cleanly_with_its_spans_on_disk(tmp_path: Path) -> None:
-    import json
-    import signal
-    import time
-
-    ledger = tmp_path / "ledger"
-    proc = subprocess.Popen(
+def _raw_server(ledger: Path) -> subprocess.Popen[bytes]:
+    """``mcp-ledger serve`` spoken to as raw JSON lines (to send what no client library would)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "server", "serve"],
         env={"MCP_LEDGER_DIR": str(ledger), "PATH": os.environ.get("PATH", "")},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def _exchange(proc: subprocess.Popen[bytes], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Initialize, send ``calls`` (ids 10, 11, …), return the replies to initialize and to each call."""
     assert proc.stdin is not None and proc.stdout is not None
     init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    for message in (
+    messages = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "prov_stats", "arguments": {}}},
-    ):
+        *({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call", "params": p} for i, p in enumerate(calls)),
+    ]
+    for message in messages:
         proc.stdin.write((json.dumps(message) + "\n").encode())
         proc.stdin.flush()
-    replies = [json.loads(proc.stdout.readline()) for _ in range(2)]
-    assert replies[1]["id"] == 2 and "_meta" in replies[1]["result"]
+    return [json.loads(proc.stdout.readline()) for _ in range(1 + len(calls))]
+
+
+def test_sigterm_ends_the_server_cleanly_with_its_spans_on_disk(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    ledger = tmp_path / "ledger"
+    proc = _raw_server(ledger)
+    replies = _exchange(proc, [{"name": "prov_stats", "arguments": {}}])
+    assert replies[1]["id"] == 10 and "_meta" in replies[1]["result"]
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
@@ -199,30 +210,13 @@ def test_sigterm_ends_the_server_cleanly_with_its_spans_on_disk(tmp_path: Path) 
 def test_malformed_tool_calls_on_the_wire_get_an_error_and_a_span_each(tmp_path: Path) -> None:
     # The provenance middleware is first in the chain, before the SDK validates anything: what a
     # client puts in params reaches it as sent.
-    import json
-
     ledger = tmp_path / "ledger"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
-        env={"MCP_LEDGER_DIR": str(ledger), "PATH": os.environ.get("PATH", "")},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
     malformed = [{"name": ["prov_stats"]}, {"name": "prov_stats", "arguments": "not an object"}, {"name": 7}]
-    messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        *({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call", "params": p} for i, p in enumerate(malformed)),
-    ]
+    proc = _raw_server(ledger)
     try:
-        for message in messages:
-            proc.stdin.write((json.dumps(message) + "\n").encode())
-            proc.stdin.flush()
-        replies = [json.loads(proc.stdout.readline()) for _ in range(1 + len(malformed))]
+        replies = _exchange(proc, malformed)
     finally:
+        assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=20)
     for reply in replies[1:]:

@@ -211,7 +211,7 @@ def test_malformed_tool_calls_on_the_wire_get_an_error_and_a_span_each(tmp_path:
     # The provenance middleware is first in the chain, before the SDK validates anything: what a
     # client puts in params reaches it as sent.
     ledger = tmp_path / "ledger"
-    malformed = [{"name": ["prov_stats"]}, {"name": "prov_stats", "arguments": "not an object"}, {"name": 7}]
+    malformed: list[dict[str, Any]] = [{"name": ["prov_stats"]}, {"name": "prov_stats", "arguments": "x"}, {"name": 7}]
     proc = _raw_server(ledger)
     try:
         replies = _exchange(proc, malformed)

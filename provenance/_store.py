@@ -266,7 +266,7 @@ class SpanStore:
             if segment is None or self.failure is not None or self._closed:
                 seq = self._append_locked(record)
             else:
-                # The common case, flat: one line into the open segment.
+                # The common case, flat (it is on every call's path): _write_record and _write_line in one.
                 seq = self._seq
                 record["v"] = SCHEMA_VERSION
                 record["seq"] = seq
@@ -418,10 +418,7 @@ class SpanStore:
         if self._open is None:
             self._start()
         assert self._open is not None
-        record["v"] = SCHEMA_VERSION
-        record["seq"] = self._seq
-        record["prev"] = self._prev
-        line = canonical_json(record)
+        line = self._encode(record)
         if self._segment_lines > 1 and self._open.size + len(line) + 1 > self.segment_bytes:
             self._rotate()
             line = self._encode(record)
@@ -481,7 +478,7 @@ class SpanStore:
         self._open.append(line + b"\n")  # all of it or, on OSError, nothing
         self._segment_lines += 1
         self._seq += 1
-        self._prev = "sha256:" + hashlib.sha256(line).hexdigest()  # line_digest, without the call
+        self._prev = line_digest(line)
 
 
 def _describe(exc: OSError) -> str:

@@ -259,11 +259,15 @@ _PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 _NOT_KNOWN = object()
 
 
+def _no_provider() -> bool:
+    """True when no OpenTelemetry provider is installed (the default): the API keeps the installed one in
+    a module global, read here directly when it is there."""
+    return getattr(otel_trace, "_TRACER_PROVIDER", _NOT_KNOWN) is None and not _PROVIDER_FROM_ENV
+
+
 def _tracer(version: str) -> otel_trace.Tracer | None:
-    """The tracer of the installed OpenTelemetry provider, or None when none is installed (the default)."""
-    # The API keeps the installed provider in a module global; read it directly when it is there.
-    installed = getattr(otel_trace, "_TRACER_PROVIDER", _NOT_KNOWN)
-    if installed is None and not _PROVIDER_FROM_ENV:
+    """The tracer of the installed OpenTelemetry provider, or None when there is none."""
+    if _no_provider():
         return None
     provider = otel_trace.get_tracer_provider()
     if isinstance(provider, otel_trace.ProxyTracerProvider):
@@ -422,8 +426,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             if self.tracing is not None:
                 return await self.tracing(ctx, call_next)
             return await call_next(ctx)
-        no_provider = getattr(otel_trace, "_TRACER_PROVIDER", _NOT_KNOWN) is None and not _PROVIDER_FROM_ENV
-        span = _Span(ctx, self, None if no_provider else _tracer(self.server_version))
+        span = _Span(ctx, self, _tracer(self.server_version))
         token = current_call.set(span.facts)
         result: dict[str, Any] | None = None
         refusal: str | None = None

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import Context
+from mcp.shared import _otel as mcp_otel
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -39,10 +40,10 @@ def _reset_global_provider() -> None:
 
 @pytest.fixture(scope="module")
 def installed() -> Iterator[InMemorySpanExporter]:
-    """One provider for the module: the SDK's proxy tracers bind to the first provider they see, for good.
+    """One provider for the module: a proxy tracer binds to the first provider it sees, for good.
 
-    Afterwards the ledger's middleware finds no provider again; the SDK's tracers stay bound to this
-    one, whose exporter nobody reads.
+    Afterwards no provider is installed again, and the SDK's proxy tracer (which its client and
+    server spans use) is unbound, so later tests run as without OpenTelemetry.
     """
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -53,6 +54,9 @@ def installed() -> Iterator[InMemorySpanExporter]:
         yield exporter
     finally:
         _reset_global_provider()
+        sdk_tracer = getattr(mcp_otel, "_tracer", None)
+        if isinstance(sdk_tracer, otel_trace.ProxyTracer):
+            sdk_tracer._real_tracer = None
 
 
 @pytest.fixture

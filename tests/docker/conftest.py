@@ -38,7 +38,7 @@ from tools.docker import DockerSettings
 
 TEST_IMAGE = "local/busybox:test"
 TEST_LABEL = "mcp-ledger.test"
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "specs" / "docker-engine-subset.json"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "docker-engine-subset.json"
 DAEMON_FLAGS = ["--iptables=false", "--ip-masq=false", "--bridge=none"]
 
 

@@ -1,4 +1,4 @@
-"""GitHub's OpenAPI description (trimmed, ../shared/specs) as the judge of the loopback's traffic.
+"""GitHub's OpenAPI description (trimmed, tests/specs) as the judge of the loopback's traffic.
 
 Response bodies are validated with an OpenAPI-3.0-aware validator (``nullable``), request paths,
 methods, query parameters and JSON bodies against the operation they hit. ``example()`` builds a body
@@ -18,7 +18,7 @@ from typing import Any
 
 from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator, oas30_format_checker
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "specs" / "github-rest-subset.json"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "github-rest-subset.json"
 METHODS = ("get", "put", "post", "patch", "delete")
 
 

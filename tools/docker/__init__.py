@@ -25,6 +25,10 @@ class DockerSettings(GroupSettings):
         default_factory=list,
         description="host paths that docker_container_run may bind-mount (a path allows everything under it)",
     )
+    allow_bind_writes: bool = Field(
+        default=False,
+        description="let docker_container_run binds be writable (:rw); without it every bind is read-only",
+    )
 
 
 SETTINGS = DockerSettings

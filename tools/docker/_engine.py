@@ -132,12 +132,19 @@ class LogFrame:
 class DockerEngine:
     """One aiodocker client for the server's lifetime; Engine API calls with errors mapped for agents."""
 
-    def __init__(self, client: aiodocker.Docker, address: EngineAddress, allow_binds: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        client: aiodocker.Docker,
+        address: EngineAddress,
+        allow_binds: tuple[str, ...] = (),
+        allow_bind_writes: bool = False,
+    ) -> None:
         import aiodocker
 
         self.client = client
         self.address = address
         self.allow_binds = allow_binds  # host paths docker_container_run may bind-mount
+        self.allow_bind_writes = allow_bind_writes
         self._docker_error = aiodocker.DockerError
         self._version: dict[str, Any] | None = None
 
@@ -289,4 +296,4 @@ async def connect(environment: GroupEnvironment) -> DockerEngine:
         )
     except ValueError as exc:
         raise NotConfigured(f"a usable DOCKER_HOST or --docker-host ({address.shown}: {exc})") from None
-    return DockerEngine(client, address, tuple(settings.allow_binds))
+    return DockerEngine(client, address, tuple(settings.allow_binds), settings.allow_bind_writes)

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
-from pathlib import PurePosixPath
 from typing import Any, Literal
 
 import anyio
@@ -20,6 +19,7 @@ from pydantic import ConfigDict, Field, field_validator
 import provenance
 from tools._group import InvalidArguments, ToolFailure, ToolGroup, ToolModel, UpstreamError
 from tools.docker import DockerSettings
+from tools.docker._binds import check_mounted_binds, resolve_binds
 from tools.docker._engine import DockerEngine, NotFound, connect
 
 __all__ = ["register"]
@@ -321,7 +321,8 @@ class ContainerRunArgs(_Args):
     binds: list[str] = Field(
         default_factory=list,
         max_length=16,
-        description="HOST_PATH:CONTAINER_PATH[:ro]; host paths only where the operator allowed (--docker-allow-binds)",
+        description="HOST_PATH:CONTAINER_PATH[:ro|rw], read-only by default; host paths only where the operator "
+        "allowed (--docker-allow-binds), no symbolic links, rw only with --docker-allow-bind-writes",
     )
     privileged: bool = Field(default=False, description="Refused: privileged containers are not offered")
     cap_add: list[str] = Field(default_factory=list, max_length=16, description="Refused: added capabilities")
@@ -961,6 +962,8 @@ async def docker_image_inspect(args: ImageArgs, engine: DockerEngine, ctx: Conte
 async def _change(engine: DockerEngine, ref: str, action: Any, wanted_running: bool | None) -> ContainerChange:
     before = await _inspect(engine, ref)
     was_running = bool((before.get("State") or {}).get("Running"))
+    if wanted_running is not False:  # a (re)start mounts the binds again, through any link planted since
+        check_mounted_binds((before.get("HostConfig") or {}).get("Binds") or [], engine.allow_binds)
     with _env_kept_out((before.get("Config") or {}).get("Env")):
         await action(str(before["Id"]))
     after = await engine.inspect_container(str(before["Id"]))
@@ -1039,8 +1042,8 @@ async def docker_image_pull(args: ImagePullArgs, engine: DockerEngine, ctx: Cont
     )
 
 
-def _refuse_unsafe(args: ContainerRunArgs, allowed_binds: tuple[str, ...]) -> None:
-    """The run options that give a container the host are refused, with what to do instead."""
+def _refuse_unsafe(args: ContainerRunArgs) -> None:
+    """The run options that give a container the host are refused, with what to do instead (binds: _binds)."""
     if args.privileged:
         raise ToolFailure("refused: privileged containers are not offered by this server; run without privileged")
     if args.cap_add:
@@ -1048,20 +1051,6 @@ def _refuse_unsafe(args: ContainerRunArgs, allowed_binds: tuple[str, ...]) -> No
     for field, value in (("pid_mode", args.pid_mode), ("ipc_mode", args.ipc_mode)):
         if value and value.lower() == "host":
             raise ToolFailure(f"refused: {field}=host would share the host's namespace; leave {field} unset")
-    roots = [PurePosixPath(p) for p in allowed_binds]
-    for bind in args.binds:
-        source = bind.split(":", 1)[0]
-        if ":" not in bind or not source:
-            raise InvalidArguments("binds: each entry is HOST_PATH:CONTAINER_PATH[:ro]")
-        if not source.startswith("/"):
-            continue  # a named volume, not a host path
-        path = PurePosixPath(source)
-        if ".." in path.parts or not any(path == root or root in path.parents for root in roots):
-            allowed = ", ".join(allowed_binds) or "none"
-            raise ToolFailure(
-                f"refused: bind mount of host path {source} is not allowed (allowed: {allowed}); "
-                "the operator can allow paths with --docker-allow-binds"
-            )
 
 
 def _run_config(args: ContainerRunArgs, auto_remove: bool) -> dict[str, Any]:
@@ -1099,7 +1088,9 @@ async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx
 
     Privileged mode, added capabilities, host PID/IPC namespaces and host-path bind mounts (unless the
     operator allowed the path) are refused. The image is never pulled implicitly."""
-    _refuse_unsafe(args, engine.allow_binds)
+    _refuse_unsafe(args)
+    binds = resolve_binds(args.binds, engine.allow_binds, allow_writes=engine.allow_bind_writes)
+    args = args.model_copy(update={"binds": [bind.spec for bind in binds]})  # the engine mounts the checked real path
     for key, value in args.env.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
             raise InvalidArguments("env: names are letters, digits, '_', '.', '-' and do not start with a digit")
@@ -1111,6 +1102,7 @@ async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx
         container_id = await engine.create_container(_run_config(args, args.auto_remove and args.detach), args.name)
         provenance.annotate(container_id=container_id)
         try:
+            check_mounted_binds(args.binds, engine.allow_binds)  # again, just before the engine mounts them
             await engine.start(container_id)
         except ToolFailure:
             await engine.remove_container(container_id, force=True, volumes=True)  # leave nothing half-made behind

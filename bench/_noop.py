@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field
 
+from provenance._compat import SDKTracingMiddleware
 from server.app import LedgerApp, create_app
 from server.settings import ServerSettings
 from tools import prov
@@ -73,5 +73,5 @@ def without_sdk_tracing(app: LedgerApp) -> LedgerApp:
     (see ``provenance._middleware``); a baseline without it shows what the ledger costs gross.
     """
     chain = app.server.middleware
-    chain[:] = [m for m in chain if not isinstance(m, OpenTelemetryMiddleware)]
+    chain[:] = [m for m in chain if not isinstance(m, SDKTracingMiddleware)]
     return app

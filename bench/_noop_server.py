@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         provenance_enabled=args.provenance == "on",
         fsync=args.fsync,
         network_transport="pipe",
-        process_connection_id=provenance.process_connection_id(),
+        process_connection_id=provenance.ProvenanceMiddleware.new_process_connection_id(),
     )
     try:
         anyio.run(app.server.run_stdio_async)

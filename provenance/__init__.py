@@ -5,7 +5,7 @@ Tool groups import only :func:`annotate`. The server uses the rest.
 
 from provenance._annotate import annotate
 from provenance._index import LedgerIndex, open_index, rebuild_index
-from provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts, process_connection_id
+from provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts
 from provenance._query import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -19,11 +19,11 @@ from provenance._query import (
     parse_time,
     query_spans,
     span_stats,
-    summarize_span,
     tail_spans,
 )
 from provenance._redact import REDACTED, redact_env_values, redact_payload, redact_text
 from provenance._segments import default_ledger_dir, list_chains, recover_torn_tails
+from provenance._span import summarize_span
 from provenance._store import FsyncPolicy, RecordError, SpanStore
 from provenance._verify import ChainFailure, ChainReport, VerifyReport, verify
 
@@ -53,7 +53,6 @@ __all__ = [
     "open_index",
     "parse_limit",
     "parse_time",
-    "process_connection_id",
     "query_spans",
     "rebuild_index",
     "recover_torn_tails",

@@ -24,13 +24,10 @@ import os
 import random
 import re
 import secrets
-import sys
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from hashlib import sha256
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
@@ -41,8 +38,37 @@ from opentelemetry import propagate as otel_propagate
 from opentelemetry import trace as otel_trace
 from pydantic import ValidationError
 
-from provenance._annotate import CallFacts, current_call
-from provenance._redact import redact_canonical, redact_payload, redact_text
+from provenance._annotate import current_call
+from provenance._compat import (
+    SDKTracingMiddleware,
+    current_asyncio_task,
+    no_tracer_provider,
+    otel_parent,
+    session_connection,
+)
+from provenance._redact import redact_text
+from provenance._span import (
+    CALL_RAN_UNRECORDED,
+    CANCELLED,
+    CLIENT_NAME,
+    CLIENT_VERSION,
+    CONNECTION,
+    DESTRUCTIVE,
+    ERROR_TYPE,
+    GROUP,
+    METHOD,
+    OPERATION,
+    PROTOCOL_VERSION,
+    READ_ONLY,
+    RECORD_FAILED,
+    REQUEST_ID,
+    SESSION,
+    TIMEOUT,
+    TOOL,
+    TOOL_ERROR,
+    TRANSPORT,
+    SpanBuilder,
+)
 from provenance._store import RecordError, SpanStore
 
 __all__ = ["SPAN_ID_META_KEY", "ProvenanceMiddleware", "ToolFacts"]
@@ -50,10 +76,9 @@ __all__ = ["SPAN_ID_META_KEY", "ProvenanceMiddleware", "ToolFacts"]
 logger = logging.getLogger("mcp_ledger.provenance")
 
 SPAN_ID_META_KEY = "mcp-ledger/span_id"
-CONNECTION_STATE_KEY = "mcp-ledger.connection.id"
+CONNECTION_STATE_KEY = CONNECTION  # where a connection's id is kept in the connection's state
 CONNECTION_ATTRIBUTES_KEY = "mcp-ledger.connection.attributes"
 _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
-OnRecordFailure = Literal["refuse", "allow"]
 
 
 @dataclass(frozen=True)
@@ -91,58 +116,26 @@ def _error_result(text: str) -> dict[str, Any]:
     return result.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def _digest(payload: Any, root: str, preview_bytes: int) -> dict[str, Any]:
-    """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
-    canonical, paths = redact_canonical(payload, root)
-    size = len(canonical)
-    truncated = size > preview_bytes
-    preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
-    return {
-        "sha256": sha256(canonical).hexdigest(),
-        "size": size,
-        "preview": preview,
-        "truncated": truncated,
-        "redactions": paths,
-    }
+class _OpenCall(SpanBuilder):
+    """One ``tools/call`` span being built, and its OpenTelemetry twin while one is being exported."""
 
-
-class _Span:
-    """One tools/call span being built."""
-
-    __slots__ = (
-        "arguments",
-        "attributes",
-        "error_type",
-        "facts",
-        "message",
-        "otel",
-        "otel_token",
-        "parent_span_id",
-        "span_id",
-        "start_ns",
-        "tool",
-        "trace_id",
-    )
+    __slots__ = ("otel", "otel_token")
 
     def __init__(
         self, ctx: ServerRequestContext[Any, Any], middleware: ProvenanceMiddleware, tracer: otel_trace.Tracer | None
     ) -> None:
-        self.start_ns = time.time_ns()
+        start_ns = time.time_ns()
         params = ctx.params or {}
         raw_name = params.get("name")
         # A tool name is caller input like any other; it must not carry a secret into the ledger (the names
         # of the tools served are known to be clean).
         if not isinstance(raw_name, str):
-            self.tool = None
+            tool = None
         elif raw_name in middleware.tools:
-            self.tool = raw_name
+            tool = raw_name
         else:
-            self.tool = _redacted(raw_name)
-        self.arguments = params.get("arguments")
-        self.facts = CallFacts()
-        self.error_type: str | None = None
-        self.message: str | None = None
-        self.attributes = middleware.call_attributes(ctx, self.tool)
+            tool = _redacted(raw_name)
+        SpanBuilder.__init__(self, start_ns, tool, params.get("arguments"), middleware.call_attributes(ctx, tool))
         self.otel: otel_trace.Span | None = None
         self.otel_token: object = None
         meta = ctx.meta
@@ -153,13 +146,9 @@ class _Span:
             self.span_id = ids[:16]
             traceparent = meta.get("traceparent") if meta else None
             if traceparent is None:
-                self.trace_id, self.parent_span_id = ids[16:], None
+                self.trace_id = ids[16:]
             else:
                 self.trace_id, self.parent_span_id = _trace_parent(traceparent, ids[16:])
-
-    @property
-    def name(self) -> str:
-        return f"tools/call {self.tool}" if self.tool else "tools/call"
 
     def _start_otel(self, tracer: otel_trace.Tracer, meta: Mapping[str, Any] | None) -> bool:
         """Open the OpenTelemetry span for this call and take its ids; False when it has none (no-op tracer)."""
@@ -179,57 +168,29 @@ class _Span:
             return False
         self.span_id = f"{context.span_id:016x}"
         self.trace_id = f"{context.trace_id:032x}"
-        parent = getattr(otel, "parent", None)  # the SDK's Span has it; the API's does not promise it
+        parent = otel_parent(otel)
         self.parent_span_id = f"{parent.span_id:016x}" if parent is not None and parent.is_valid else None
         return True
 
-    def end_otel(self) -> None:
-        """Give the OpenTelemetry span the ledger span's final attributes and status, and end it."""
+    def end_otel(self, record: dict[str, Any] | None) -> None:
+        """End the OpenTelemetry span saying what the ledger's record says (attributes and status)."""
         otel, self.otel = self.otel, None
         if otel is None:
             return
         try:
-            otel.set_attributes(self.attributes)
-            if self.error_type is not None:
-                otel.set_status(otel_trace.StatusCode.ERROR, self.message)
+            if record is None:  # the record could not be built; the span says how the call ended
+                otel.set_attributes(self.attributes)
+                if self.error_type is not None:
+                    otel.set_attribute(ERROR_TYPE, self.error_type)
+                    otel.set_status(otel_trace.StatusCode.ERROR, self.message)
+            else:
+                otel.set_attributes(record["attributes"])
+                status = record["status"]
+                if status["code"] == "ERROR":
+                    otel.set_status(otel_trace.StatusCode.ERROR, status["message"])
             otel.end()
         finally:
             otel_context.detach(self.otel_token)  # type: ignore[arg-type]
-
-    def fail(self, error_type: str, message: str | None) -> None:
-        self.error_type = error_type
-        self.message = redact_text(message)[0][:500] if message else None
-
-    def record(self, result: dict[str, Any] | None, preview_bytes: int) -> dict[str, Any]:
-        end_ns = time.time_ns()
-        attributes = self.attributes
-        if self.error_type is not None:
-            attributes["error.type"] = self.error_type
-        if self.facts.untrusted_content:
-            attributes["mcp-ledger.untrusted_content"] = True
-        if self.facts.exception_type is not None:
-            attributes["exception.type"] = self.facts.exception_type
-        output = None
-        if result is not None:  # what the agent reads: the structured result, else the content blocks
-            output = result.get("structuredContent")
-            if output is None:
-                output = result.get("content")
-        record: dict[str, Any] = {
-            "type": "span",
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "parent_span_id": self.parent_span_id,
-            "name": f"tools/call {self.tool}" if self.tool else "tools/call",
-            "kind": "SERVER",
-            "start_ns": str(self.start_ns),
-            "end_ns": str(end_ns),
-            "status": {"code": "ERROR" if self.error_type else "OK", "message": self.message},
-            "attributes": attributes,
-            "input": _digest(self.arguments if self.arguments is not None else {}, "$", preview_bytes),
-            "output": _digest(output, "$", preview_bytes),
-            "upstream": redact_payload(self.facts.upstream, "$")[0] if self.facts.upstream else {},
-        }
-        return record
 
 
 def _trace_parent(traceparent: Any, new_trace_id: str) -> tuple[str, str | None]:
@@ -253,21 +214,11 @@ def _otel_parent(meta: Mapping[str, Any] | None) -> otel_context.Context | None:
 
 
 _tracers: dict[tuple[int, str], otel_trace.Tracer] = {}
-# get_tracer_provider() looks the environment up on every call while no provider is set (0.5 µs a call);
-# the variable it looks for is one a process is started with.
-_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
-_NOT_KNOWN = object()
-
-
-def _no_provider() -> bool:
-    """True when no OpenTelemetry provider is installed (the default): the API keeps the installed one in
-    a module global, read here directly when it is there."""
-    return getattr(otel_trace, "_TRACER_PROVIDER", _NOT_KNOWN) is None and not _PROVIDER_FROM_ENV
 
 
 def _tracer(version: str) -> otel_trace.Tracer | None:
     """The tracer of the installed OpenTelemetry provider, or None when there is none."""
-    if _no_provider():
+    if no_tracer_provider():
         return None
     provider = otel_trace.get_tracer_provider()
     if isinstance(provider, otel_trace.ProxyTracerProvider):
@@ -278,44 +229,6 @@ def _tracer(version: str) -> otel_trace.Tracer | None:
         _tracers.clear()  # a new provider replaces the old one
         tracer = _tracers[key] = provider.get_tracer("mcp-ledger", version)
     return tracer
-
-
-def _current_asyncio_task() -> asyncio.Task[Any] | None:
-    """The current asyncio task, or None on another event loop (trio)."""
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
-
-
-# On Python 3.11, ``asyncio.current_task()`` (through ``get_running_loop``) makes a ``getpid`` system
-# call to notice a fork; inside a busy server that one call cost about 4 µs, a quarter of what the
-# whole span costs. The running loop of each thread is remembered instead, and asyncio's own table of
-# each loop's current task is read directly. A remembered loop that is not running has no entry there,
-# and one that now runs in another thread fails the thread check, so the slow path runs again; a forked
-# child forgets them all. (3.12 dropped the system call.)
-_loop_of_thread: dict[int, asyncio.AbstractEventLoop] = {}
-_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
-    asyncio.tasks, "_current_tasks", None
-)
-
-
-def _asyncio_task_311() -> asyncio.Task[Any] | None:
-    assert _CURRENT_TASKS is not None
-    thread = threading.get_ident()
-    loop = _loop_of_thread.get(thread)
-    task = _CURRENT_TASKS.get(loop) if loop is not None and getattr(loop, "_thread_id", None) == thread else None
-    if task is None:
-        task = _current_asyncio_task()
-        if task is not None:
-            _loop_of_thread[thread] = task.get_loop()
-    return task
-
-
-_asyncio_task = _current_asyncio_task
-if sys.version_info < (3, 12) and isinstance(_CURRENT_TASKS, dict):
-    _asyncio_task = _asyncio_task_311
-    os.register_at_fork(after_in_child=_loop_of_thread.clear)
 
 
 @functools.lru_cache(maxsize=256)
@@ -401,18 +314,19 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         tools: Mapping[str, ToolFacts],
         transport: str | None = None,
         call_timeout: float | None = 120.0,
-        on_record_failure: OnRecordFailure = "refuse",
         preview_bytes: int = 1024,
         process_connection_id: str | None = None,
         server_version: str = "",
         tracing: ServerMiddleware[Any] | None = None,
     ) -> None:
-        """``tracing`` is the SDK's OpenTelemetry middleware this one replaces in the chain (see above)."""
+        """``tracing`` is the SDK's OpenTelemetry middleware this one replaces in the chain (see :meth:`install`).
+
+        What a failed write means for the call (refuse or allow) is the store's ``on_failure``.
+        """
         self.store = store
         self.tools = tools
         self.transport = transport
         self.call_timeout = call_timeout
-        self.on_record_failure = on_record_failure
         self.preview_bytes = preview_bytes
         self.process_connection_id = process_connection_id
         self.server_version = server_version
@@ -421,12 +335,25 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         self._deadlines = _Deadlines()
         self._shared_attributes: dict[tuple[str | None, str | None], dict[str, Any]] = {}
 
+    def install(self, chain: list[ServerMiddleware[Any]]) -> None:
+        """Put this middleware first in a server's chain (``MCPServer.middleware``), in place of the SDK's tracing.
+
+        It hands every other method to the SDK's OpenTelemetry middleware and makes the one span of a
+        ``tools/call`` itself. Outermost, it also records calls that the SDK's request-state boundary
+        rejects before any later middleware would see them.
+        """
+        for i, existing in enumerate(chain):
+            if isinstance(existing, SDKTracingMiddleware):
+                self.tracing = chain.pop(i)
+                break
+        chain.insert(0, self)
+
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
             if self.tracing is not None:
                 return await self.tracing(ctx, call_next)
             return await call_next(ctx)
-        span = _Span(ctx, self, _tracer(self.server_version))
+        span = _OpenCall(ctx, self, _tracer(self.server_version))
         token = current_call.set(span.facts)
         result: dict[str, Any] | None = None
         refusal: str | None = None
@@ -434,17 +361,18 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             refusal = self._refusal() if self.store.failure is not None else None
             if refusal is not None:
                 result = _error_result(refusal)
-                span.fail("record_failed", refusal)
+                span.fail(RECORD_FAILED, refusal)
             else:
                 result = await self._call_with_timeout(ctx, call_next, span)
         except MCPError as exc:
             span.fail(str(exc.error.code), exc.error.message)
             raise
         except ValidationError:
+            # As the SDK answers it: pydantic's messages quote client input.
             span.fail(str(INVALID_PARAMS), "Invalid request parameters")
             raise
         except anyio.get_cancelled_exc_class():
-            span.fail("cancelled", "the client cancelled the call")
+            span.fail(CANCELLED, "the client cancelled the call")
             raise
         except Exception as exc:
             span.fail(type(exc).__qualname__, "internal error")
@@ -452,16 +380,14 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         finally:
             current_call.reset(token)
             seq = self._record(span, result)
-            if span.otel is not None:
-                span.end_otel()
         recorded = seq is not None
         if seq is not None and self.store.fsync_policy == "always":
             recorded = await self._wait_durable(seq)
         if result is None:
             return result
-        if not recorded and refusal is None and self.on_record_failure == "refuse":
+        if not recorded and refusal is None and self.store.on_failure == "refuse":
             result = _error_result(
-                f"the call ran but could not be recorded in the ledger ({self.store.failure}); "
+                f"{CALL_RAN_UNRECORDED} in the ledger ({self.store.failure}); "
                 "further calls are refused until the ledger is writable again"
             )
         meta = result.get("_meta")
@@ -469,9 +395,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         return result
 
     async def _call_with_timeout(
-        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, span: _Span
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, span: _OpenCall
     ) -> dict[str, Any] | None:
-        task = _asyncio_task() if self.call_timeout is not None else None
+        task = current_asyncio_task() if self.call_timeout is not None else None
         if self.call_timeout is None:
             result = _as_dict(await call_next(ctx))
         elif task is not None:
@@ -495,16 +421,16 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
                 return self._timed_out(span)
         if result is not None and result.get("isError") is True:
             _redact_error_text(result)
-            span.fail("tool_error", _first_text(result))
+            span.fail(TOOL_ERROR, _first_text(result))
         return result
 
-    def _timed_out(self, span: _Span) -> dict[str, Any]:
+    def _timed_out(self, span: _OpenCall) -> dict[str, Any]:
         message = f"the call did not finish within {self.call_timeout:g} s (--call-timeout) and was stopped"
-        span.fail("timeout", message)
+        span.fail(TIMEOUT, message)
         return _error_result(message)
 
     def _refusal(self) -> str | None:
-        if not self.store.failed or self.on_record_failure != "refuse":
+        if not self.store.failed or self.store.on_failure != "refuse":
             return None
         if self.store.recover():
             return None
@@ -518,31 +444,32 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.store.wait_durable, seq)
         except RecordError:
-            return self.on_record_failure == "allow"
+            return self.store.on_failure == "allow"
         return True
 
-    def _record(self, span: _Span, result: dict[str, Any] | None) -> int | None:
-        """Write the span and return its seq; never raises (a failed write returns None)."""
+    def _record(self, span: _OpenCall, result: dict[str, Any] | None) -> int | None:
+        """Write the span, end its OpenTelemetry twin, and return its seq; never raises (None: not written).
+
+        A record the store cannot write it holds, and decides what it says (see ``SpanStore.on_failure``);
+        the OpenTelemetry span says the same.
+        """
+        record: dict[str, Any] | None = None
+        seq: int | None = None
         try:
-            if self.store.failure is not None and self.on_record_failure == "allow":
+            if self.store.failure is not None and self.store.on_failure == "allow":
                 self.store.recover()
-            record = span.record(result, self.preview_bytes)
-        except Exception:
-            logger.exception("could not build the span for a tools/call")
-            return None
-        try:
+            record = span.record(result, time.time_ns(), self.preview_bytes)
             seq = self.store.append(record)
         except RecordError:
-            if self.on_record_failure == "allow" and not self._warned_unrecorded:
+            if self.store.on_failure == "allow" and not self._warned_unrecorded:
                 self._warned_unrecorded = True
                 logger.warning("ledger write failed; calls now run unrecorded (--on-record-failure allow)")
-            if self.on_record_failure == "refuse":
-                # What the held record (written once the ledger recovers) and the OpenTelemetry span say.
-                span.fail("record_failed", "the call ran but could not be recorded")
-                record["status"] = {"code": "ERROR", "message": span.message}
-                record["attributes"]["error.type"] = "record_failed"
-            return None
-        self._warned_unrecorded = False
+        except Exception:
+            logger.exception("could not build the span for a tools/call")
+        else:
+            self._warned_unrecorded = False
+        if span.otel is not None:
+            span.end_otel(record)
         return seq
 
     def call_attributes(self, ctx: ServerRequestContext[Any, Any], tool: str | None) -> dict[str, Any]:
@@ -551,10 +478,10 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             shared_by_tool = self._tool_attributes(tool, ctx.protocol_version)
         attributes = shared_by_tool.copy()
         if ctx.request_id is not None:
-            attributes["jsonrpc.request.id"] = str(ctx.request_id)
-        connection = getattr(ctx.session, "_connection", None)  # the SDK keeps it private (provisional API)
+            attributes[REQUEST_ID] = str(ctx.request_id)
+        connection = session_connection(ctx.session)
         if connection is None:
-            attributes["mcp-ledger.connection.id"] = self.process_connection_id or new_connection_id()
+            attributes[CONNECTION] = self.process_connection_id or new_connection_id()
             return attributes
         state = connection.state
         shared = state.get(CONNECTION_ATTRIBUTES_KEY)
@@ -567,32 +494,32 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         """What every call on one connection shares (kept in the connection's state)."""
         attributes: dict[str, Any] = {}
         if connection.session_id:
-            attributes["mcp.session.id"] = connection.session_id
+            attributes[SESSION] = connection.session_id
         info = connection.client_params.client_info if connection.client_params else None
         if info is not None:
             # Client-supplied text: redacted like any other caller input.
-            attributes["mcp.client.name"] = _redacted(info.name)
-            attributes["mcp.client.version"] = _redacted(info.version)
-        attributes["mcp-ledger.connection.id"] = self._connection_id(connection)
+            attributes[CLIENT_NAME] = _redacted(info.name)
+            attributes[CLIENT_VERSION] = _redacted(info.version)
+        attributes[CONNECTION] = self._connection_id(connection)
         return attributes
 
     def _tool_attributes(self, tool: str | None, protocol_version: str | None) -> dict[str, Any]:
         """The attributes every call of a tool shares (kept per served tool; a caller's unknown name is not)."""
         key = (tool, protocol_version)
         attributes: dict[str, Any] = {
-            "mcp.method.name": "tools/call",
-            "gen_ai.operation.name": "execute_tool",
-            "mcp.protocol.version": protocol_version,
+            METHOD: "tools/call",
+            OPERATION: "execute_tool",
+            PROTOCOL_VERSION: protocol_version,
         }
         if tool is not None:
-            attributes["gen_ai.tool.name"] = tool
+            attributes[TOOL] = tool
         facts = self.tools.get(tool) if tool is not None else None
         if facts is not None:
-            attributes["mcp-ledger.tool.group"] = facts.group
-            attributes["mcp-ledger.tool.read_only"] = facts.read_only
-            attributes["mcp-ledger.tool.destructive"] = facts.destructive
+            attributes[GROUP] = facts.group
+            attributes[READ_ONLY] = facts.read_only
+            attributes[DESTRUCTIVE] = facts.destructive
         if self.transport is not None:
-            attributes["network.transport"] = self.transport
+            attributes[TRANSPORT] = self.transport
         if facts is not None and len(self._shared_attributes) < 4096:
             self._shared_attributes[key] = attributes
         return attributes
@@ -607,7 +534,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             state[CONNECTION_STATE_KEY] = f"s-{connection.session_id}" if connection.session_id else new_connection_id()
         return str(state[CONNECTION_STATE_KEY])
 
-
-def process_connection_id() -> str:
-    """One id for a process that serves exactly one client (stdio)."""
-    return f"c-{os.getpid():x}-{secrets.token_hex(4)}"
+    @staticmethod
+    def new_process_connection_id() -> str:
+        """One id for a process that serves exactly one client (stdio)."""
+        return f"c-{os.getpid():x}-{secrets.token_hex(4)}"

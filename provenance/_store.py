@@ -16,9 +16,14 @@ torn-tail recovery to cut. ``fsync``
 follows the policy: ``always`` (the caller waits in :meth:`SpanStore.wait_durable`; concurrent callers
 share one fsync — group commit), ``batch`` (at most every ``fsync_interval`` seconds), ``never``.
 
+Every line takes one path into the chain, :meth:`SpanStore._write`: stamped (``v``, ``seq``,
+``prev``), rotated into a new segment when the open one is full, copied in, and the chain advanced.
+
 Failures fail closed: a failed write leaves the store *failed* with the unrecorded spans held in
-memory; :meth:`SpanStore.recover` retries them. A failed fsync cannot be retried safely (the kernel
-may already have dropped the dirty pages), so it fails the store for the life of the process.
+memory; :meth:`SpanStore.recover` retries them. The store owns a held record and decides what it
+says: with ``on_failure="refuse"`` its call was answered with an error, and the record says so. A
+failed fsync cannot be retried safely (the kernel may already have dropped the dirty pages), so it
+fails the store for the life of the process.
 """
 
 from __future__ import annotations
@@ -38,19 +43,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import orjson
 
 from provenance._redact import canonical_json
 from provenance._segments import recover_torn_tails, segment_name
+from provenance._span import mark_unrecorded
 
-__all__ = ["SCHEMA_VERSION", "FsyncPolicy", "RecordError", "SpanStore"]
+__all__ = ["SCHEMA_VERSION", "FsyncPolicy", "OnFailure", "RecordError", "SpanStore"]
 
 logger = logging.getLogger("mcp_ledger.store")
 
 SCHEMA_VERSION = 1
 FsyncPolicy = Literal["always", "batch", "never"]
+# What a failed write means for calls: refuse them until the ledger is writable, or run them unrecorded.
+OnFailure = Literal["refuse", "allow"]
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 MAX_PENDING = 10_000
 
@@ -61,11 +69,6 @@ class RecordError(Exception):
 
 def line_digest(line: bytes) -> str:
     return "sha256:" + hashlib.sha256(line).hexdigest()
-
-
-def dumps_line(record: Mapping[str, Any]) -> bytes:
-    """One ledger line: sorted keys, compact, UTF-8 (no trailing newline)."""
-    return canonical_json(record)
 
 
 def new_chain_id() -> str:
@@ -219,9 +222,11 @@ class SpanStore:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         writer: Mapping[str, Any] | None = None,
         fsync_fn: Callable[[int], None] | None = None,
+        on_failure: OnFailure = "refuse",
     ) -> None:
         self.directory = Path(directory)
         self.fsync_policy = fsync
+        self.on_failure = on_failure
         self.segment_bytes = segment_bytes
         self.chain = new_chain_id()
         self._writer = {"pid": os.getpid(), "host": socket.gethostname(), **(writer or {})}
@@ -254,57 +259,28 @@ class SpanStore:
         return self.directory / segment_name(self.chain, self._segment_index)
 
     def append(self, record: dict[str, Any]) -> int:
-        """Add ``seq``/``prev``/``v`` to ``record`` and write it; return its ``seq``.
+        """Stamp ``record`` with ``v``/``seq``/``prev``, write it, and return its ``seq``.
 
-        Raises :class:`RecordError` on failure.
-
-        While the store is failed the record is kept in memory (bounded) and written once
-        :meth:`recover` succeeds.
+        Raises :class:`RecordError` on failure. While the store is failed the record is held in memory
+        (bounded) and written once :meth:`recover` succeeds.
         """
         with self._lock:
-            segment = self._open
-            if segment is None or self.failure is not None or self._closed:
-                seq = self._append_locked(record)
-            else:
-                # The common case, flat (it is on every call's path): _write_record and _write_line in one.
-                seq = self._seq
-                record["v"] = SCHEMA_VERSION
-                record["seq"] = seq
-                record["prev"] = self._prev
-                try:
-                    line = orjson.dumps(record, option=_LINE_OPTIONS)
-                except TypeError:
-                    line = canonical_json(record)  # see there
-                if self._segment_lines > 1 and segment.size + len(line) + 1 > self.segment_bytes:
-                    seq = self._append_locked(record)  # rotation
-                else:
-                    try:
-                        segment.append(line + b"\n")  # all of it or, on OSError, nothing
-                    except OSError as exc:
-                        self._write_failed(record, exc)
-                    self._segment_lines += 1
-                    self._seq = seq + 1
-                    self._prev = "sha256:" + hashlib.sha256(line).hexdigest()
+            if self._open is None or self.failure is not None or self._closed:
+                if self._closed:
+                    raise RecordError("the ledger is closed")
+                if self.failure is not None:
+                    self._hold(record)
+                    raise RecordError(self.failure)
+            try:
+                self._write(record)
+            except OSError as exc:
+                self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
+                self._hold(record)
+                raise RecordError(self.failure or "") from None
+            seq = self._seq - 1
         if self._syncer is not None:
             self._syncer.poke()
         return seq
-
-    def _append_locked(self, record: dict[str, Any]) -> int:
-        if self._closed:
-            raise RecordError("the ledger is closed")
-        if self.failure is not None:
-            self._hold(record)
-            raise RecordError(self.failure)
-        try:
-            self._write_record(record)
-        except OSError as exc:
-            self._write_failed(record, exc)
-        return self._seq - 1
-
-    def _write_failed(self, record: dict[str, Any], exc: OSError) -> NoReturn:
-        self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
-        self._hold(record)
-        raise RecordError(self.failure or "") from None
 
     def wait_durable(self, seq: int) -> None:
         """Block until line ``seq`` is on disk (fsync "always"); concurrent waiters share one fsync.
@@ -364,7 +340,7 @@ class SpanStore:
                 if self._open is None:
                     self._start()
                 while self._pending:
-                    self._write_record(self._pending[0])
+                    self._write(self._pending[0])
                     self._pending.popleft()
             except OSError as exc:
                 self.failure = f"could not write to the ledger in {self.directory}: {_describe(exc)}"
@@ -392,6 +368,9 @@ class SpanStore:
                 logger.error("%d spans could not be recorded before shutdown", len(self._pending))
 
     def _hold(self, record: dict[str, Any]) -> None:
+        """Keep a record the ledger could not take, to write it on recovery; it says what its caller was told."""
+        if self.on_failure == "refuse":
+            mark_unrecorded(record)
         if len(self._pending) >= MAX_PENDING:
             self._pending.popleft()
             self.dropped += 1
@@ -414,21 +393,37 @@ class SpanStore:
             self._fatal = True
             self._fail(f"could not flush ledger segment {index} to disk: {_describe(exc)}; restart the server")
 
-    def _write_record(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, Any]) -> None:
+        """The one path of a line into the chain: stamp, rotate when the segment is full, copy in, advance.
+
+        OSError when it could not be written (nothing of it is then in the segment).
+        """
         if self._open is None:
             self._start()
-        assert self._open is not None
-        line = self._encode(record)
-        if self._segment_lines > 1 and self._open.size + len(line) + 1 > self.segment_bytes:
+        line = self._stamp(record)
+        segment = self._open
+        assert segment is not None
+        if self._segment_lines > 1 and segment.size + len(line) + 1 > self.segment_bytes:
             self._rotate()
-            line = self._encode(record)
-        self._write_line(line)
+            self._write(record)  # once more, into the new segment (its header took a seq)
+            return
+        self._put(segment, line)
 
-    def _encode(self, record: dict[str, Any]) -> bytes:
+    def _stamp(self, record: dict[str, Any]) -> bytes:
+        """Give ``record`` its place in the chain and return its line (sorted keys, compact, UTF-8, no newline)."""
         record["v"] = SCHEMA_VERSION
         record["seq"] = self._seq
         record["prev"] = self._prev
-        return dumps_line(record)
+        try:
+            return orjson.dumps(record, option=_LINE_OPTIONS)
+        except TypeError:
+            return canonical_json(record)  # see there
+
+    def _put(self, segment: _OpenSegment, line: bytes) -> None:
+        segment.append(line + b"\n")  # all of it or, on OSError, nothing
+        self._segment_lines += 1
+        self._seq += 1
+        self._prev = "sha256:" + hashlib.sha256(line).hexdigest()
 
     def _start(self) -> None:
         """Open the first segment lazily: a probe process that records nothing leaves no chain."""
@@ -458,13 +453,14 @@ class SpanStore:
                 "created_ns": str(time.time_ns()),
                 "writer": self._writer,
             }
-            previous = (self._open, self._segment_lines)
-            self._open, self._segment_lines = segment, 0
+            previous_lines = self._segment_lines
+            self._segment_lines = 0
             try:
-                self._write_line(self._encode(header))
+                self._put(segment, self._stamp(header))
             except OSError:
-                self._open, self._segment_lines = previous
+                self._segment_lines = previous_lines
                 raise
+            self._open = segment
         except OSError:
             if segment.map is not None:
                 segment.map.close()
@@ -472,13 +468,6 @@ class SpanStore:
             path.unlink(missing_ok=True)
             raise
         self._segment_index = index
-
-    def _write_line(self, line: bytes) -> None:
-        assert self._open is not None
-        self._open.append(line + b"\n")  # all of it or, on OSError, nothing
-        self._segment_lines += 1
-        self._seq += 1
-        self._prev = line_digest(line)
 
 
 def _describe(exc: OSError) -> str:

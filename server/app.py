@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server import MCPServer
-from mcp.server._otel import OpenTelemetryMiddleware  # not exported; mcp is pinned to 2.3.* (provisional hook)
 
 import provenance
 from server import VERSION, resources
@@ -81,13 +80,13 @@ def create_app(
         fsync_interval=settings.fsync_interval_ms / 1000,
         segment_bytes=int(settings.segment_mb * 1024 * 1024),
         writer={"server": "mcp-ledger", "version": VERSION},
+        on_failure=settings.on_record_failure,
     )
     middleware = provenance.ProvenanceMiddleware(
         store,
         tools={spec.name: provenance.ToolFacts(spec.group, spec.read_only, spec.destructive) for spec in selected},
         transport=network_transport,
         call_timeout=settings.call_timeout,
-        on_record_failure=settings.on_record_failure,
         preview_bytes=settings.preview_bytes,
         process_connection_id=process_connection_id,
         server_version=VERSION,
@@ -110,25 +109,10 @@ def create_app(
         log_level=settings.log_level,
     )
     if provenance_enabled:
-        _install(server, middleware)
+        middleware.install(server.middleware)
     configure_logging(settings.log_level)
     resources.register(server, ledger_dir)
     return LedgerApp(server, store, ledger_dir, middleware, list(runtimes.values()))
-
-
-def _install(server: MCPServer[Any], middleware: provenance.ProvenanceMiddleware) -> None:
-    """Put the provenance middleware first in the chain, in place of the SDK's OpenTelemetry middleware.
-
-    It hands every other method to the SDK's middleware and makes the one span of a ``tools/call``
-    itself (see ``provenance._middleware``). Outermost, it also records calls that the SDK's
-    request-state boundary rejects before any later middleware would see them.
-    """
-    chain = server.middleware
-    for i, existing in enumerate(chain):
-        if isinstance(existing, OpenTelemetryMiddleware):
-            middleware.tracing = chain.pop(i)
-            break
-    chain.insert(0, middleware)
 
 
 @dataclass(frozen=True)

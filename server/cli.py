@@ -94,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings,
             group_settings,
             network_transport="pipe" if stdio else "tcp",
-            process_connection_id=provenance.process_connection_id() if stdio else None,
+            process_connection_id=provenance.ProvenanceMiddleware.new_process_connection_id() if stdio else None,
         )
     except GatingError as exc:
         print(f"mcp-ledger serve: {exc}", file=sys.stderr)

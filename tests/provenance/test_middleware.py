@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,6 @@ from mcp.shared.exceptions import MCPError
 from opentelemetry import trace as otel_trace
 
 import provenance
-from provenance._middleware import _asyncio_task
 from tests.conftest import result_text, spans_on_disk
 
 SPAN_FIELDS = {
@@ -257,34 +254,3 @@ async def test_no_call_is_left_behind_in_the_timeout_bookkeeping(connect: Any) -
             await client.call_tool("fake_sleep", {"seconds": 5})
         assert app.middleware._deadlines.calls == {}
         assert app.middleware._deadlines.fired == set()
-
-
-def test_the_current_task_is_found_across_loops_and_threads() -> None:
-    # The timeout bookkeeping cancels the task it finds; on 3.11 it finds it without asyncio's own
-    # lookup (see provenance._middleware._asyncio_task). It must be the right task every time.
-    async def check_concurrent_tasks() -> None:
-        async def one() -> None:
-            for _ in range(3):
-                assert _asyncio_task() is asyncio.current_task()
-                await asyncio.sleep(0)
-
-        await asyncio.gather(*(one() for _ in range(5)))
-
-    assert _asyncio_task() is None  # no loop running
-    for _ in range(3):  # a new loop each time, in the same thread
-        asyncio.run(check_concurrent_tasks())
-    errors: list[BaseException] = []
-
-    def in_thread() -> None:
-        try:
-            for _ in range(20):
-                asyncio.run(check_concurrent_tasks())
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=in_thread) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []

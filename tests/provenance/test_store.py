@@ -111,6 +111,42 @@ def test_the_writer_holds_an_exclusive_lock_on_its_segment(tmp_path: Path) -> No
         os.close(fd)
 
 
+@pytest.mark.parametrize("on_failure", ["refuse", "allow"])
+def test_a_held_record_says_what_its_caller_was_told_and_lands_in_the_chain_on_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_failure: Any
+) -> None:
+    store = provenance.SpanStore(tmp_path, fsync="never", on_failure=on_failure)
+    store.append(synthetic_span(0))
+    written = store_module._OpenSegment.append
+
+    def disk_full(self: Any, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module._OpenSegment, "append", disk_full)
+    with pytest.raises(provenance.RecordError, match="No space left on device"):
+        store.append(synthetic_span(1))
+    refused = synthetic_span(2, status="ERROR")
+    refused["attributes"]["error.type"] = "record_failed"
+    refused["status"]["message"] = "refused: the ledger cannot record calls"
+    with pytest.raises(provenance.RecordError):
+        store.append(refused)  # failed already: held without a write
+    assert not store.recover()
+    monkeypatch.setattr(store_module._OpenSegment, "append", written)
+    assert store.recover()
+    store.append(synthetic_span(3))
+    store.close()
+    spans = list(provenance.iter_spans(tmp_path))
+    assert [s["seq"] for s in spans] == [1, 2, 3, 4]
+    ran = spans[1]
+    if on_failure == "refuse":  # its call was answered "ran but could not be recorded"
+        assert ran["status"] == {"code": "ERROR", "message": "the call ran but could not be recorded"}
+        assert ran["attributes"]["error.type"] == "record_failed"
+    else:  # its call was answered with its own result
+        assert ran["status"] == {"code": "OK", "message": None} and "error.type" not in ran["attributes"]
+    assert spans[2]["status"]["message"] == "refused: the ledger cannot record calls"
+    assert provenance.verify(tmp_path).ok
+
+
 def test_torn_last_line_is_set_aside_and_chain_ends_at_last_good_line(tmp_path: Path) -> None:
     write_chain(tmp_path, 3).close()
     (path,) = segment_files(tmp_path)

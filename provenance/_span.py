@@ -1,0 +1,214 @@
+"""The span's schema: its attribute keys, how a record is built, summarised and indexed.
+
+Every module that writes or reads a span names its keys from here. A record is built once, by
+:meth:`SpanBuilder.record`, and stamped once, by the store (``v``, ``seq``, ``prev``). The keys are
+OpenTelemetry's where one exists (semantic conventions for MCP and GenAI), so spans export to any
+OTLP backend unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
+from typing import Any
+
+import orjson
+
+from provenance._annotate import CallFacts
+from provenance._redact import redact_canonical, redact_payload, redact_text
+
+__all__ = [
+    "CALL_RAN_UNRECORDED",
+    "SpanBuilder",
+    "index_row",
+    "mark_unrecorded",
+    "summarize_span",
+]
+
+# Attribute keys.
+METHOD = "mcp.method.name"
+OPERATION = "gen_ai.operation.name"
+TOOL = "gen_ai.tool.name"
+PROTOCOL_VERSION = "mcp.protocol.version"
+REQUEST_ID = "jsonrpc.request.id"
+SESSION = "mcp.session.id"
+CLIENT_NAME = "mcp.client.name"
+CLIENT_VERSION = "mcp.client.version"
+TRANSPORT = "network.transport"
+ERROR_TYPE = "error.type"
+EXCEPTION_TYPE = "exception.type"
+CONNECTION = "mcp-ledger.connection.id"
+GROUP = "mcp-ledger.tool.group"
+READ_ONLY = "mcp-ledger.tool.read_only"
+DESTRUCTIVE = "mcp-ledger.tool.destructive"
+UNTRUSTED_CONTENT = "mcp-ledger.untrusted_content"
+
+# ``error.type`` values besides a JSON-RPC code and an exception's name.
+TOOL_ERROR = "tool_error"
+CANCELLED = "cancelled"
+TIMEOUT = "timeout"
+RECORD_FAILED = "record_failed"
+
+CALL_RAN_UNRECORDED = "the call ran but could not be recorded"
+_MESSAGE_CHARS = 500
+
+
+def _digest(payload: Any, preview_bytes: int) -> dict[str, Any]:
+    """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
+    canonical, paths = redact_canonical(payload, "$")
+    size = len(canonical)
+    truncated = size > preview_bytes
+    preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
+    return {
+        "sha256": sha256(canonical).hexdigest(),
+        "size": size,
+        "preview": preview,
+        "truncated": truncated,
+        "redactions": paths,
+    }
+
+
+class SpanBuilder:
+    """One ``tools/call`` span being built: what is known when it opens, how it ended, then its record.
+
+    The middleware fills it in (ids, attributes, arguments) and says how the call ended with
+    :meth:`fail`; :meth:`record` makes the one dict that the store stamps and writes.
+    """
+
+    __slots__ = (
+        "arguments",
+        "attributes",
+        "error_type",
+        "facts",
+        "message",
+        "parent_span_id",
+        "span_id",
+        "start_ns",
+        "tool",
+        "trace_id",
+    )
+
+    def __init__(self, start_ns: int, tool: str | None, arguments: Any, attributes: dict[str, Any]) -> None:
+        self.start_ns = start_ns
+        self.tool = tool
+        self.arguments = arguments
+        self.attributes = attributes
+        self.facts = CallFacts()
+        self.error_type: str | None = None
+        self.message: str | None = None
+        self.trace_id = ""
+        self.span_id = ""
+        self.parent_span_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"tools/call {self.tool}" if self.tool else "tools/call"
+
+    def fail(self, error_type: str, message: str | None) -> None:
+        """The call ended as an error of ``error_type``; the message is redacted and bounded here."""
+        self.error_type = error_type
+        self.message = redact_text(message)[0][:_MESSAGE_CHARS] if message else None
+
+    def record(self, result: dict[str, Any] | None, end_ns: int, preview_bytes: int) -> dict[str, Any]:
+        """The span as the ledger stores it (the store adds ``v``, ``seq`` and ``prev``)."""
+        attributes = self.attributes
+        if self.error_type is not None:
+            attributes[ERROR_TYPE] = self.error_type
+        if self.facts.untrusted_content:
+            attributes[UNTRUSTED_CONTENT] = True
+        if self.facts.exception_type is not None:
+            attributes[EXCEPTION_TYPE] = self.facts.exception_type
+        output = None
+        if result is not None:  # what the agent reads: the structured result, else the content blocks
+            output = result.get("structuredContent")
+            if output is None:
+                output = result.get("content")
+        return {
+            "type": "span",
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "name": f"tools/call {self.tool}" if self.tool else "tools/call",
+            "kind": "SERVER",
+            "start_ns": str(self.start_ns),
+            "end_ns": str(end_ns),
+            "status": {"code": "ERROR" if self.error_type else "OK", "message": self.message},
+            "attributes": attributes,
+            "input": _digest(self.arguments if self.arguments is not None else {}, preview_bytes),
+            "output": _digest(output, preview_bytes),
+            "upstream": redact_payload(self.facts.upstream, "$")[0] if self.facts.upstream else {},
+        }
+
+
+def mark_unrecorded(record: dict[str, Any]) -> None:
+    """What a held span says once it is written: its call was answered with an error because it was not recorded.
+
+    A call refused outright already says so, with its own reason.
+    """
+    attributes = record.get("attributes")
+    if not isinstance(attributes, dict) or attributes.get(ERROR_TYPE) == RECORD_FAILED:
+        return
+    record["status"] = {"code": "ERROR", "message": CALL_RAN_UNRECORDED}
+    attributes[ERROR_TYPE] = RECORD_FAILED
+
+
+def is_error(record: dict[str, Any]) -> bool:
+    return (record.get("status") or {}).get("code") == "ERROR"
+
+
+def index_row(seg_id: int, offset: int, line: bytes) -> tuple[Any, ...] | None:
+    """The index's row for one ledger line: where it is and what questions filter on; None if not a span."""
+    if b'"type":"span"' not in line:
+        return None
+    try:
+        record = orjson.loads(line)
+        attrs = record["attributes"]
+        return (
+            seg_id,
+            offset,
+            len(line),
+            record["span_id"],
+            record["trace_id"],
+            attrs.get(TOOL),
+            attrs.get(GROUP),
+            1 if record["status"]["code"] == "ERROR" else 0,
+            attrs.get(SESSION),
+            attrs.get(CONNECTION),
+            int(record["start_ns"]),
+            int(record["end_ns"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # not a span, or damaged: verify reports it; the index skips it
+
+
+def _iso(ns: int) -> str:
+    moment = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC) + timedelta(microseconds=(ns % 1_000_000_000) // 1000)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def summarize_span(span: dict[str, Any]) -> dict[str, Any]:
+    """A compact view of a span for listings: who, what, when, how it ended, what it touched."""
+    attrs = span.get("attributes") or {}
+    status = span.get("status") or {}
+    start, end = int(span.get("start_ns", 0)), int(span.get("end_ns", 0))
+    summary: dict[str, Any] = {
+        "span_id": span.get("span_id"),
+        "trace_id": span.get("trace_id"),
+        "parent_span_id": span.get("parent_span_id"),
+        "tool": attrs.get(TOOL),
+        "group": attrs.get(GROUP),
+        "status": status.get("code"),
+        "start": _iso(start),
+        "start_ns": str(start),
+        "duration_ms": round((end - start) / 1e6, 3),
+        "connection": attrs.get(CONNECTION),
+        "client": attrs.get(CLIENT_NAME),
+    }
+    if ERROR_TYPE in attrs:
+        summary["error_type"] = attrs[ERROR_TYPE]
+        summary["message"] = status.get("message")
+    inp = span.get("input") or {}
+    summary["input"] = inp.get("preview")
+    if span.get("upstream"):
+        summary["upstream"] = span["upstream"]
+    return summary

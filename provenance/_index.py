@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from provenance._segments import content_end, list_chains
+from provenance._span import index_row
 
 if TYPE_CHECKING:
     import sqlite3
@@ -82,30 +83,6 @@ class IndexedSpan:
     segment: str
     offset: int
     length: int
-
-
-def _row_for(seg_id: int, offset: int, line: bytes) -> tuple[Any, ...] | None:
-    if b'"type":"span"' not in line:
-        return None
-    try:
-        record = orjson.loads(line)
-        attrs = record["attributes"]
-        return (
-            seg_id,
-            offset,
-            len(line),
-            record["span_id"],
-            record["trace_id"],
-            attrs.get("gen_ai.tool.name"),
-            attrs.get("mcp-ledger.tool.group"),
-            1 if record["status"]["code"] == "ERROR" else 0,
-            attrs.get("mcp.session.id"),
-            attrs.get("mcp-ledger.connection.id"),
-            int(record["start_ns"]),
-            int(record["end_ns"]),
-        )
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None  # not a span, or damaged: verify reports it; the index skips it
 
 
 class LedgerIndex:
@@ -205,7 +182,7 @@ class LedgerIndex:
             pos = 0
             while pos < end:
                 nl = data.index(b"\n", pos)
-                row_ = _row_for(seg_id, start + pos, data[pos:nl])
+                row_ = index_row(seg_id, start + pos, data[pos:nl])
                 if row_ is not None:
                     rows.append(row_)
                 pos = nl + 1

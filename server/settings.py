@@ -102,10 +102,19 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
         parser.add_argument(flag, **kwargs)
 
 
-def _from_text(value: str, annotation: Any) -> Any:
+_TRUE = frozenset(("1", "true", "yes", "on"))
+_FALSE = frozenset(("0", "false", "no", "off"))
+
+
+def _from_text(value: str, annotation: Any, source: str) -> Any:
+    """``source`` names where the text came from (the environment variable) for the error."""
     base = _base_type(annotation)
     if base is bool:
-        return value.strip().lower() in ("1", "true", "yes", "on")
+        word = value.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        # Anything else is refused: reading "y" or a typo as false would silently serve every write tool.
+        raise SettingsError(f"{source}: not a boolean; use true/false, 1/0, yes/no or on/off (any case)")
     if typing.get_origin(base) is list:
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
@@ -123,12 +132,14 @@ def model_from_namespace(
     for name, field in model.model_fields.items():
         dest = (prefix + name).replace("-", "_")
         value = getattr(namespace, dest, None)
+        source = "--" + (prefix + name).replace("_", "-")
         if value is None:
-            env_value = environ.get(_env_name(name, prefix.replace("-", "_"), field))
+            source = _env_name(name, prefix.replace("-", "_"), field)
+            env_value = environ.get(source)
             if env_value is None or env_value == "":
                 continue
             value = env_value
-        values[name] = _from_text(value, field.annotation) if isinstance(value, str) else value
+        values[name] = _from_text(value, field.annotation, source) if isinstance(value, str) else value
     try:
         return model.model_validate(values)
     except ValidationError as exc:

@@ -1,127 +1,329 @@
 """Secret redaction, applied before anything is hashed, previewed, stored or logged.
 
-Two rules, both cheap enough for every call:
+Three rules, all cheap enough for every call and linear in the input:
 
-* by key: a string under a key that names a secret (``*token*``, ``*secret*``, ``password``,
-  ``authorization``, kubeconfig credentials, …) is replaced whole; a count such as ``max_tokens``
-  is not a secret. Values under ``env``-like keys and the ``data`` of a Kubernetes ``Secret`` are
-  secrets by nature and are replaced too.
+* by key: any value under a key that names a secret (``*token*``, ``*secret*``, ``password``,
+  ``authorization``, kubeconfig credentials, …) is replaced whole, numbers included; an integer
+  count such as ``max_tokens`` or ``gen_ai.usage.input_tokens`` is not a secret. Values under
+  ``env``-like keys and the ``data`` of a Kubernetes ``Secret`` are secrets by nature.
 * by value: well-known credential shapes (GitHub, Hugging Face and AWS keys, JWTs, PEM blocks,
-  ``Bearer …``/``Basic …`` credentials) are cut out of any string, wherever they appear.
+  ``Bearer …``/``Basic …`` credentials), URL userinfo (``https://user:pw@host``), credential query
+  parameters and ``name=value`` secrets in free text (``api_key=…``, ``--password …``-style
+  assignments, ``"token": "…"``) are cut out of any string, wherever they appear — and out of key
+  names too, which a caller writes as freely as values.
 
 What was redacted is reported as JSON paths (``$.arguments.headers.Authorization``), never as values.
+
+Every rule runs on its own and the union of what they find is cut out, so no rule can hide another's
+match. Each rule is written so that the regex engine never scans the same text twice from many
+starting points: no unbounded lazy scan that can fail, possessive quantifiers where a run is
+followed by a fixed delimiter, and, where a failed attempt would be retried from every candidate
+inside the same run, an alternative that consumes the run (those matches are not secrets). The PEM
+rule alone needs a look at the whole text first (where the last ``-----END …-----`` is).
+bench/redact.py measures 1 MB of adversarial text per rule.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-__all__ = ["REDACTED", "canonical_json", "redact_canonical", "redact_payload", "redact_text"]
+__all__ = [
+    "REDACTED",
+    "canonical_json",
+    "is_secret_key",
+    "redact_canonical",
+    "redact_env_values",
+    "redact_payload",
+    "redact_text",
+]
 
 REDACTED = "[REDACTED]"
 
-# Each rule is written so that it starts with a literal character and checks the character before it
-# with a lookbehind placed *after* that literal: ``gh(?<![A-Za-z0-9]gh)…`` means "gh not preceded by a
-# letter or digit", like a leading ``(?<![A-Za-z0-9])`` or ``\b``. A pattern whose every alternative
-# starts with a literal lets the regex engine skip ahead to candidate characters; a leading assertion
-# makes it try every rule at every position, which cost 90 µs per KiB of ordinary text instead of 5.
-# tests/provenance/test_redact.py checks these rules against their plain form on random strings.
-_VALUE_RULES: list[tuple[str, str]] = [
-    # Prefixed tokens may follow an underscore (``tool_ghp_…``): not preceded by a letter or digit.
-    ("github-token", r"gh(?<![A-Za-z0-9]gh)[pousr]_[A-Za-z0-9]{30,255}"),
-    ("github-pat", r"g(?<![A-Za-z0-9]g)ithub_pat_[A-Za-z0-9_]{22,255}"),
-    ("hf-token", r"hf(?<![A-Za-z0-9]hf)_[A-Za-z0-9]{30,}"),
-    ("aws-access-key", r"A(?<!\wA)(?:KIA|SIA)[0-9A-Z]{16}\b"),
-    ("jwt", r"e(?<!\we)yJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"),
-    (
-        "pem",
-        r"-----BEGIN [A-Z0-9 ]{1,64}-----(?:[\s\S]*?-----END [A-Z0-9 ]{1,64}-----|[A-Za-z0-9+/=\s:,.-]*)",
-    ),
-    ("bearer", r"B(?<!\wB)earer\s+[A-Za-z0-9._~+/=-]{16,}"),
-    ("bearer", r"b(?<!\wb)earer\s+[A-Za-z0-9._~+/=-]{16,}"),
-    ("basic", r"B(?<!\wB)asic\s+[A-Za-z0-9+/]{6,}={0,2}"),
-]
-# No groups: a group around an alternative would hide its first character from the engine's skip-ahead.
-# The kind of a match is told by how it starts (the rules' prefixes are distinct).
-_VALUE_RE = re.compile("|".join(rx for _, rx in _VALUE_RULES))
-_KIND_BY_PREFIX: tuple[tuple[str, str], ...] = (
-    ("github_pat_", "github-pat"),
-    ("gh", "github-token"),
-    ("hf_", "hf-token"),
-    ("A", "aws-access-key"),
-    ("eyJ", "jwt"),
-    ("-----", "pem"),
-    ("Basic", "basic"),
-    ("B", "bearer"),
-    ("b", "bearer"),
-)
-
-
-def _kind(match: str) -> str:
-    for prefix, kind in _KIND_BY_PREFIX:
-        if match.startswith(prefix):
-            return kind
-    raise AssertionError(f"no redaction kind for a match of {len(match)} characters")
-
-
-_SECRET_KEY_RE = re.compile(
+# Names that make the value beside them a secret (``*token*``, ``db_password``, ``X-Api-Key``), for
+# keys of a mapping and for ``name=value`` in text; lower case, ``-`` and ``.`` read as ``_``.
+_SECRET_WORDS = (
     r"token|secret|passw(?:or)?d|passphrase|authorization|api_?key|private_?key|client_key"
     r"|credential|cookie|session_key|access_key|signing_key|auth_?header"
 )
-# Counts and limits are not secrets, whatever they are called.
+_SECRET_KEY_RE = re.compile(_SECRET_WORDS)
+# Counts and limits are not secrets, whatever they are called (when they are numbers).
 _COUNT_KEY_RE = re.compile(
     r"(?:^|_)(?:max|min|num|n|count|total|prompt|completion|input|output|cached|reasoning)_tokens?$"
-    r"|^tokens?_(?:count|used|limit|usage|per_\w+)$|^tokens$|_tokens?_(?:count|limit)$"
+    r"|^tokens?_(?:count|used|limit|usage|per_\w+)$|^tokens$|_tokens?_(?:count|limit|details|usage)$"
 )
 _ENV_KEYS = frozenset({"env", "environment", "envs", "env_vars", "environment_variables"})
 _ENV_ITEM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
+_CACHED_KEY_CHARS = 256  # longer keys are not cached: a client could fill the cache with megabytes
+_key_cache: dict[str, tuple[bool, bool]] = {}
 
 
-@functools.lru_cache(maxsize=4096)
-def _normal_key(key: str) -> str:
-    return key.lower().replace("-", "_")
+def _key_facts(key: str) -> tuple[bool, bool]:
+    """(names a secret, names a count) for a key."""
+    facts = _key_cache.get(key)
+    if facts is None:
+        k = key.lower().replace("-", "_").replace(".", "_")
+        facts = (_SECRET_KEY_RE.search(k) is not None, _COUNT_KEY_RE.search(k) is not None)
+        if len(key) <= _CACHED_KEY_CHARS:
+            if len(_key_cache) >= 4096:
+                _key_cache.clear()
+            _key_cache[key] = facts
+    return facts
 
 
-@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Whether a string under ``key`` is a secret by its name alone."""
-    k = _normal_key(key)
-    return bool(_SECRET_KEY_RE.search(k)) and not _COUNT_KEY_RE.search(k)
+    secret, count = _key_facts(key)
+    return secret and not count
 
 
-def _basic_is_credential(match: re.Match[str]) -> bool:
-    token = match.group(0).split(None, 1)[1]
+def _is_count(value: Any) -> bool:
+    """A number, or a short string of digits: what a count looks like (``"max_tokens": "256"``)."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int | float):
+        return True
+    return isinstance(value, str) and len(value) <= 20 and value.isdigit()
+
+
+# --- value rules -----------------------------------------------------------------------------------
+# Each pattern starts with a literal of two or more characters and checks the character before it with
+# a lookbehind placed after that literal (``hf_(?<![A-Za-z0-9]hf_)`` = "hf_ not preceded by a letter or
+# digit"): the regex engine then jumps from one occurrence of the literal to the next (0.5 ms per MB),
+# where a pattern starting with a character class or an alternation tries every position (20 ms).
+# A rule runs only when its literal occurs in the text at all.
+
+
+_Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str
+    needle: str  # the pattern's leading literal
+    pattern: re.Pattern[str]
+    lowered: bool = False  # matched against the lower-cased text (names and schemes are case-insensitive)
+    # What of a match is the secret, given the original text; None: nothing. Default: all of it.
+    cut: Callable[[re.Match[str], str], _Span | None] | None = None
+
+
+def _basic_credential(match: re.Match[str], text: str) -> _Span | None:
+    token = text[match.start("v") : match.end("v")]
     try:
         decoded = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
     except (binascii.Error, ValueError):
-        return False
-    return b":" in decoded
+        return None
+    return match.span() if b":" in decoded else None
+
+
+def _whole_jwt(match: re.Match[str], text: str) -> _Span | None:
+    return match.span() if match.group("sig") is not None else None  # else a run consumed, not a JWT
+
+
+def _userinfo(match: re.Match[str], text: str) -> _Span | None:
+    start = match.start("a")
+    end = text.rfind("@", start, match.end())  # the last one: ``app:p@ss@db`` has a password with an @
+    return (start, end) if end > start and not text.startswith(_CUT, start) else None
+
+
+_CUT = "[REDACTED"  # what a cut leaves: a value that is one already is not cut again
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def _assigned_value(match: re.Match[str], text: str) -> _Span | None:
+    """The value of a ``name=value``, unless it is a count (``max_tokens=512`` stays)."""
+    value = match.group("v")
+    if value is None:
+        return None  # a long name run, consumed so it is not scanned again
+    if value.strip("\\\"'").isdigit():
+        lowered, start = match.string, match.start()
+        while start > 0 and match.start() - start < 64 and lowered[start - 1] in _NAME_CHARS:
+            start -= 1
+        if _key_facts(lowered[start : match.start("v")].rstrip(" \t=:\"'\\"))[1]:
+            return None
+    return match.span("v")
+
+
+def _group_v(match: re.Match[str], text: str) -> _Span | None:
+    return match.span("v")
+
+
+# ``name=value`` in text (``api_key=…``, ``--password=…``, ``DB_PASSWORD: …``, ``"token": "…"``): a name
+# run holding a secret word, ``=`` or ``:``, then the value (quoted, bounded, or up to a delimiter). Every
+# candidate word inside one run of name characters reaches the same end of that run, so a run of 32 or
+# more is consumed in one match (not a secret) rather than retried from each word inside it; shorter
+# runs and the blanks around the separator are bounded, so each attempt costs at most about 100 steps.
+_ASSIGNMENT = (
+    r"(?:[a-z0-9_.-]{0,32}+(?:\\?[\"'])?[ \t]{0,16}+[=:][ \t]{0,16}+"
+    r"(?!\\?[\"']?\[redacted)(?P<v>\\?\"[^\"\\\r\n]{1,256}+\\?\"|'[^'\r\n]{1,256}+'|\\?[\"']?[^\s&\"'<>;,)}\]\\]++)"
+    r"|[a-z0-9_.-]{32,}+)"
+)
+_SECRET_NAMES = (  # (the literal, what must follow it); the same words as _SECRET_WORDS, spelt for text
+    ("token", ""),
+    ("secret", ""),
+    ("passw", ""),
+    ("passphrase", ""),
+    ("auth", r"(?:orization|[_-]?header)"),
+    ("api", r"[_-]?key"),
+    ("private", r"[_-]?key"),
+    ("client", r"[_-]key"),
+    ("credential", ""),
+    ("cookie", ""),
+    ("session", r"[_-]key"),
+    ("access", r"[_-]key"),
+    ("signing", r"[_-]key"),
+    ("pwd", ""),
+)
+_SEGMENT = r"[A-Za-z0-9_-]"
+_RULES: tuple[_Rule, ...] = (
+    # Prefixed tokens may follow an underscore (``tool_ghp_…``): not preceded by a letter or digit.
+    _Rule("github-token", "gh", re.compile(r"gh(?<![A-Za-z0-9]gh)[pousr]_[A-Za-z0-9]{30,255}")),
+    _Rule("github-pat", "github_pat_", re.compile(r"github_pat_(?<![A-Za-z0-9]github_pat_)[A-Za-z0-9_]{22,255}")),
+    _Rule("hf-token", "hf_", re.compile(r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{30,}")),
+    _Rule("aws-access-key", "AKIA", re.compile(r"AKIA(?<!\wAKIA)[0-9A-Z]{16}\b")),
+    _Rule("aws-access-key", "ASIA", re.compile(r"ASIA(?<!\wASIA)[0-9A-Z]{16}\b")),
+    # As for names: every ``eyJ`` inside one run of segment characters reaches the same end of that run,
+    # so when the first fails they all do; the second alternative consumes the run instead.
+    _Rule(
+        "jwt",
+        "eyJ",
+        re.compile(
+            rf"eyJ(?<!\weyJ)(?:{_SEGMENT}{{4,}}+\.eyJ{_SEGMENT}{{4,}}+\.(?P<sig>{_SEGMENT}{{4,}}+)|{_SEGMENT}*+)"
+        ),
+        cut=_whole_jwt,
+    ),
+    _Rule("bearer", "bearer", re.compile(r"bearer(?<!\wbearer)\s++[a-z0-9._~+/=-]{16,}+"), lowered=True),
+    _Rule(
+        "basic",
+        "basic",
+        re.compile(r"basic(?<!\wbasic)\s++(?P<v>[a-z0-9+/]{6,}+)={0,2}"),
+        lowered=True,
+        cut=_basic_credential,
+    ),
+    # ``scheme://user:password@host``: the userinfo, up to the authority's last ``@``.
+    _Rule("url-userinfo", "://", re.compile(r"://(?P<a>[^\s/?#@\"'<>\\]*+@[^\s/?#\"'<>\\]*+)"), cut=_userinfo),
+    # Query parameters that carry a credential under a short name (``?key=…``, ``&sig=…``).
+    _Rule(
+        "url-credential",
+        "=",
+        re.compile(
+            r"=(?:(?<=[?&;]key=)|(?<=[?&;]sig=)|(?<=[?&;]code=)|(?<=signature=))(?!\[redacted)(?P<v>[^&#\s\"'<>]++)"
+        ),
+        lowered=True,
+        cut=_group_v,
+    ),
+    *(
+        _Rule("key-value", word, re.compile(word + after + _ASSIGNMENT), lowered=True, cut=_assigned_value)
+        for word, after in _SECRET_NAMES
+    ),
+)
+_PEM_BEGIN_RE = re.compile(r"-----BEGIN [A-Z0-9 ]{1,64}+-----")
+_PEM_END_RE = re.compile(r"-----END [A-Z0-9 ]{1,64}+-----")
+_PEM_TO_END_RE = re.compile(r"[\s\S]*?-----END [A-Z0-9 ]{1,64}+-----")
+_PEM_BODY_RE = re.compile(r"[A-Za-z0-9+/=\s:,.-]*+")
+
+# Short texts are screened with one pattern for every rule's literal (lower-cased) before the rules'
+# own look-ups; for long ones the look-ups (a fast substring search each) are cheaper than the pattern.
+_SCREEN_RE = re.compile(
+    r"gh[pousr]_|github_pat_|hf_|akia|asia|eyj|-----begin |bearer|basic|://|key=|sig=|code=|signature="
+    r"|token|secret|passw|auth|api|private|client|credential|cookie|session|access|signing|pwd"
+)
+_SCREEN_BELOW = 512
+
+_Found = tuple[int, int, str]  # start, end, kind
+
+
+def _last_pem_end(text: str) -> int:
+    """Where the last ``-----END …-----`` in ``text`` starts, or -1."""
+    end = len(text)
+    while (start := text.rfind("-----END ", 0, end)) >= 0:
+        if _PEM_END_RE.match(text, start) is not None:
+            return start
+        end = start + 8  # the next occurrence found starts before this one
+    return -1
+
+
+def _pem_blocks(text: str) -> Iterator[_Found]:
+    """``-----BEGIN X-----`` up to the first ``-----END Y-----`` after it, else over its base64 body.
+
+    The plain pattern's lazy scan for an end marker runs to the end of the text for every header when
+    there is none; here it runs only for headers with an end marker after them, so it always stops
+    (and consumes what it scanned).
+    """
+    last_end = _last_pem_end(text)
+    pos = 0
+    while (header := _PEM_BEGIN_RE.search(text, pos)) is not None:
+        body = header.end()
+        block = _PEM_TO_END_RE.match(text, body) if body <= last_end else None
+        if block is None:
+            block = _PEM_BODY_RE.match(text, body)
+            assert block is not None  # it matches the empty string
+        yield header.start(), block.end(), "pem"
+        # An end marker's closing dashes may open the next header (``-----END A-----BEGIN B-----``).
+        pos = block.end() - 5
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+
+def _find(text: str) -> list[_Found]:
+    """Every secret in ``text`` as (start, end, kind); they may overlap."""
+    lowered = text.lower()
+    if len(text) < _SCREEN_BELOW and _SCREEN_RE.search(lowered) is None:
+        return []
+    if len(lowered) != len(text):  # a few characters lower-case to two (İ): keep the offsets aligned
+        lowered = text.translate(_ASCII_LOWER)
+    found: list[_Found] = []
+    for rule in _RULES:
+        _found_by(rule, text, lowered, found)
+    if "-----BEGIN " in text:
+        found.extend(_pem_blocks(text))
+    return found
+
+
+def _found_by(rule: _Rule, text: str, lowered: str, found: list[_Found]) -> None:
+    subject = lowered if rule.lowered else text
+    if rule.needle not in subject:
+        return
+    cut, kind = rule.cut, rule.kind
+    for match in rule.pattern.finditer(subject):
+        span = match.span() if cut is None else cut(match, text)
+        if span is not None and span[0] < span[1]:
+            found.append((*span, kind))
 
 
 def redact_text(text: str) -> tuple[str, list[str]]:
-    """Cut well-known credential shapes out of ``text``; return the new text and the kinds found."""
-    if not text or _VALUE_RE.search(text) is None:
+    """Cut credentials out of ``text``; return the new text and the kinds found (one per cut)."""
+    if not text:
         return text, []
+    found = _find(text)
+    if not found:
+        return text, []
+    found.sort(key=lambda f: (f[0], -f[1]))  # at one start the longest first: it names the cut
+    pieces: list[str] = []
     kinds: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
-        kind = _kind(match.group(0))
-        if kind == "basic" and not _basic_is_credential(match):
-            return match.group(0)
+    done = 0  # the text before this offset is written out or cut
+    for start, end, kind in found:
+        if start < done:  # overlaps the previous cut: extend it
+            done = max(done, end)
+            continue
+        pieces.append(text[done:start])
+        pieces.append(f"[REDACTED:{kind}]")
         kinds.append(kind)
-        return f"[REDACTED:{kind}]"
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces), kinds
 
-    out = _VALUE_RE.sub(replace, text)
-    return out, kinds
+
+# --- payloads --------------------------------------------------------------------------------------
 
 
 def _child_path(path: str, key: str) -> str:
@@ -152,17 +354,36 @@ class _Walker:
             return self.mapping(value, path, secret)
         if isinstance(value, list | tuple):
             return [self.value(item, f"{path}[{i}]", secret) for i, item in enumerate(value)]
+        if secret and value is not None and not isinstance(value, bool):
+            self.paths.append(path)  # a number under a secret's name is the secret (a PIN, a numeric key)
+            return REDACTED
         return value
+
+    def key(self, raw_key: Any, out: Mapping[str, Any], path: str) -> tuple[str, str]:
+        """The key as stored (a credential in a key name is cut out like anywhere else) and its path."""
+        key = str(raw_key)
+        shown, kinds = redact_text(key)
+        if not kinds:
+            return key, _child_path(path, key)
+        unique, n = shown, 1
+        while unique in out:  # two secrets redact to the same name; both entries stay
+            n += 1
+            unique = f"{shown}#{n}"
+        child = _child_path(path, unique)
+        self.paths.append(child)
+        return unique, child
 
     def mapping(self, value: Mapping[Any, Any], path: str, secret: bool) -> dict[str, Any]:
         is_k8s_secret = value.get("kind") == "Secret"
         out: dict[str, Any] = {}
         for raw_key, item in value.items():
-            key = str(raw_key)
-            child = _child_path(path, key)
-            if secret or is_secret_key(key) or (is_k8s_secret and key in ("data", "stringData")):
+            key, child = self.key(raw_key, out, path)
+            names_secret, names_count = _key_facts(str(raw_key))
+            if names_count and _is_count(item):
+                out[key] = item  # a count is not a secret, wherever it is
+            elif secret or names_secret or (is_k8s_secret and key in ("data", "stringData")):
                 out[key] = self.value(item, child, True)
-            elif _normal_key(key) in _ENV_KEYS:
+            elif key.lower().replace("-", "_") in _ENV_KEYS:
                 out[key] = self.env(item, child)
             else:
                 out[key] = self.value(item, child, False)
@@ -171,18 +392,22 @@ class _Walker:
     def env(self, value: Any, path: str) -> Any:
         """Environment values are secrets by nature: keep the names, drop the values."""
         if isinstance(value, Mapping):
-            return {str(k): self.value(v, _child_path(path, str(k)), True) for k, v in value.items()}
+            out: dict[str, Any] = {}
+            for raw_key, item in value.items():
+                key, child = self.key(raw_key, out, path)
+                out[key] = self.value(item, child, True)
+            return out
         if isinstance(value, list | tuple):
-            out: list[Any] = []
+            items: list[Any] = []
             for i, item in enumerate(value):
                 item_path = f"{path}[{i}]"
                 match = _ENV_ITEM_RE.match(item) if isinstance(item, str) else None
                 if match and match.group(2):
                     self.paths.append(item_path)
-                    out.append(f"{match.group(1)}={REDACTED}")
+                    items.append(f"{redact_text(match.group(1))[0]}={REDACTED}")
                 else:
-                    out.append(self.value(item, item_path, False))
-            return out
+                    items.append(self.value(item, item_path, False))
+            return items
         return self.value(value, path, False)
 
 
@@ -193,15 +418,15 @@ def redact_payload(value: Any, root: str = "$") -> tuple[Any, list[str]]:
     return out, walker.paths
 
 
-# Every value rule starts with one of these literals, and every key rule contains one of these words:
-# a serialised payload without any of them has nothing to redact. (A hit only means "look closer".)
-# The payload is lower-cased first, so one case-sensitive pattern whose alternatives all start with a
-# literal covers both; the engine then skips ahead to candidate characters (3 µs per KiB, where a
-# case-insensitive pattern took 70).
+# Every value rule starts with one of these literals, and every key or assignment rule contains one of
+# these words: a serialised payload without any of them has nothing to redact. (A hit only means "look
+# closer".) The payload is lower-cased first, so one case-sensitive pattern whose alternatives all
+# start with a literal covers both; the engine then skips ahead to candidate characters (3 µs per KiB,
+# where a case-insensitive pattern took 70).
 _MAYBE_SECRET = re.compile(
     rb"gh[pousr]_|github_pat_|hf_|akia|asia|eyj|-----begin|bearer|basic"
     rb"|token|secret|passw|passphrase|authoriz|api.?key|private|client.key|credential|cookie"
-    rb"|session.key|access.key|signing.key|auth.?header|env"
+    rb"|session.key|access.key|signing.key|auth.?header|env|pwd|://|[?&;](?:key|sig|code|x-amz)"
 )
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
@@ -230,16 +455,18 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def redact_canonical(value: Any, root: str = "$") -> tuple[bytes, list[str]]:
+def redact_canonical(value: Any, root: str = "$", canonical: bytes | None = None) -> tuple[bytes, list[str]]:
     """Canonical JSON (sorted keys, compact) of the redacted value, and the redacted paths.
 
     Fast path: most payloads hold nothing that could be a secret, which one serialisation and one
-    byte scan show; only the rest pay for the walk.
+    byte scan show; only the rest pay for the walk. ``canonical`` is the value's canonical JSON when
+    the caller has it already.
     """
-    try:
-        canonical = orjson.dumps(value, option=_CANONICAL)
-    except TypeError:
-        canonical = canonical_json(value)  # see there
+    if canonical is None:
+        try:
+            canonical = orjson.dumps(value, option=_CANONICAL)
+        except TypeError:
+            canonical = canonical_json(value)  # see there
     if _MAYBE_SECRET.search(canonical.lower()) is None:
         return canonical, []
     redacted, paths = redact_payload(value, root)

@@ -35,6 +35,12 @@ BEARER_TOKEN = "s3cr3tBearerValue_0123456789abcdef"
 BASIC = "Basic " + "YWxhZGRpbjpvcGVuc2VzYW1l"  # aladdin:opensesame
 PASSWORD = "hunter2-correct-horse"
 KEYED_TOKEN = "plain-looking-value-under-a-token-key"
+NUMERIC_PASSWORD = 90251675928872  # a number under a secret's name
+URL_PASSWORD = "pgpass-" + "Xq81vT0dLw"  # in postgres://app:…@db
+URL_USER_PASSWORD = "upw-" + "Lk29sQ0aZ"  # in https://u:…@host
+QUERY_TOKEN = "qtok-" + "9f8e7d6c5b4a"  # in ?access_token=…
+ASSIGNED_KEY = "akey-" + "1a2b3c4d5e6f"  # in a command's api_key=…
+KEY_NAME_SECRET = "hf_" + "KeyNameKeyNameKeyNameKeyNameKeyName"  # a secret used as a key name
 
 VALUE_SECRETS = [
     GH,
@@ -48,7 +54,17 @@ VALUE_SECRETS = [
     "YWxhZGRpbjpvcGVuc2VzYW1l",
     "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
 ]
-ALL_SECRETS = [*VALUE_SECRETS, PASSWORD, KEYED_TOKEN]
+ALL_SECRETS = [
+    *VALUE_SECRETS,
+    PASSWORD,
+    KEYED_TOKEN,
+    str(NUMERIC_PASSWORD),
+    URL_PASSWORD,
+    URL_USER_PASSWORD,
+    QUERY_TOKEN,
+    ASSIGNED_KEY,
+    KEY_NAME_SECRET,
+]
 
 
 class _Args(BaseModel):

@@ -10,6 +10,7 @@ import pytest
 import provenance
 from tests.conftest import (
     ALL_SECRETS,
+    ASSIGNED_KEY,
     AWS,
     BASIC,
     BEARER_TOKEN,
@@ -19,20 +20,47 @@ from tests.conftest import (
     GHS,
     HF,
     JWT,
+    KEY_NAME_SECRET,
     KEYED_TOKEN,
+    NUMERIC_PASSWORD,
     PASSWORD,
     PEM,
+    QUERY_TOKEN,
+    URL_PASSWORD,
+    URL_USER_PASSWORD,
     ledger_bytes,
     result_text,
 )
 
-PLANTED_TEXT = " ".join([GH, GH_PAT, GHO, GHS, HF, AWS, JWT, PEM, f"Authorization: Bearer {BEARER_TOKEN}", BASIC])
+PLANTED_TEXT = " ".join(
+    [
+        GH,
+        GH_PAT,
+        GHO,
+        GHS,
+        HF,
+        AWS,
+        JWT,
+        PEM,
+        f"Authorization: Bearer {BEARER_TOKEN}",
+        BASIC,
+        f"postgres://app:{URL_PASSWORD}@db:5432/app",
+        f"https://u:{URL_USER_PASSWORD}@h.example/x",
+        f"https://h.example/cb?access_token={QUERY_TOKEN}&state=1",
+        f"curl -d api_key={ASSIGNED_KEY} https://h.example",
+    ]
+)
 PLANTED_EXTRA = {
     "password": PASSWORD,
+    "db_password": NUMERIC_PASSWORD,
+    KEY_NAME_SECRET: "a secret used as a key name",
+    "labels": {KEY_NAME_SECRET: "x"},
     "api_token": KEYED_TOKEN,
     "headers": {"Authorization": f"Bearer {BEARER_TOKEN}"},
     "env": [f"DB_PASSWORD={PASSWORD}", "PLAIN=1"],
     "max_tokens": 512,
+    "gen_ai.usage.input_tokens": 20,
+    "input_token": KEYED_TOKEN,
     "kind": "Secret",
     "data": {"key": "c2VjcmV0"},
 }
@@ -85,6 +113,8 @@ async def test_redactions_are_recorded_as_paths_and_counts_are_kept(connect: Any
         "$.extra.data.key",
     } <= redactions
     assert '"max_tokens":512' in span["input"]["preview"]
+    assert '"gen_ai.usage.input_tokens":20' in span["input"]["preview"]
+    assert {"$.extra.db_password", "$.extra.input_token", "$.extra['[REDACTED:hf-token]']"} <= redactions
     assert "PLAIN=[REDACTED]" in span["input"]["preview"]  # env values are secrets by nature; names stay
 
 

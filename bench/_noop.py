@@ -16,7 +16,7 @@ from provenance._compat import SDKTracingMiddleware
 from server.app import LedgerApp, create_app
 from server.settings import ServerSettings
 from tools import prov
-from tools._group import ToolGroup
+from tools.group import ToolGroup, tool
 
 __all__ = ["NOOP_ARGUMENTS", "NoopArgs", "NoopResult", "build_app", "register", "without_sdk_tracing"]
 
@@ -36,14 +36,15 @@ class NoopResult(BaseModel):
     text: str = Field(description="The text that was sent")
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def bench_noop(args: NoopArgs, backend: None, ctx: Context) -> NoopResult:
     """Return the text unchanged; exists to measure per-call overhead."""
     return NoopResult(text=args.text)
 
 
-def register() -> ToolGroup:
-    group = ToolGroup("bench", "A no-op tool for the provenance overhead benchmark")
-    group.add(bench_noop, read_only=True, idempotent=True, open_world=False)
+def register() -> ToolGroup[None]:
+    group: ToolGroup[None] = ToolGroup("bench", "A no-op tool for the provenance overhead benchmark")
+    group.add(bench_noop)
     return group
 
 

@@ -88,6 +88,7 @@ class ToolFacts:
     group: str
     read_only: bool
     destructive: bool
+    timeout: float | None = None  # the tool's own; None: the server's --call-timeout
 
 
 _ids = random.Random()
@@ -281,9 +282,12 @@ class _Deadlines:
         loop = task.get_loop()
         if loop is not self._loop:
             self._loop, self._timer = loop, None
+        period = min(1.0, max(0.01, timeout / 4))
         if self._timer is None:
-            self._period = min(1.0, max(0.01, timeout / 4))
+            self._period = period
             self._timer = loop.call_later(self._period, self._sweep)
+        elif period < self._period:  # a tool's own shorter timeout: later sweeps come sooner
+            self._period = period
 
     def stop(self, task: asyncio.Task[Any]) -> bool:
         """Forget the call; True when its deadline fired (the task's cancellation is then withdrawn)."""
@@ -327,6 +331,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         self.tools = tools
         self.transport = transport
         self.call_timeout = call_timeout
+        self._own_timeouts: dict[str | None, float | None] = {
+            name: facts.timeout for name, facts in tools.items() if facts.timeout is not None
+        }
         self.preview_bytes = preview_bytes
         self.process_connection_id = process_connection_id
         self.server_version = server_version
@@ -397,35 +404,37 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
     async def _call_with_timeout(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, span: _OpenCall
     ) -> dict[str, Any] | None:
-        task = current_asyncio_task() if self.call_timeout is not None else None
-        if self.call_timeout is None:
+        timeout = self._own_timeouts.get(span.tool, self.call_timeout) if self._own_timeouts else self.call_timeout
+        task = current_asyncio_task() if timeout is not None else None
+        if timeout is None:
             result = _as_dict(await call_next(ctx))
         elif task is not None:
-            self._deadlines.start(task, self.call_timeout)
+            self._deadlines.start(task, timeout)
             try:
                 raw = await call_next(ctx)
                 result = raw if raw is None or isinstance(raw, dict) else _as_dict(raw)
             except asyncio.CancelledError:
                 if not self._deadlines.stop(task):
                     raise
-                return self._timed_out(span)
+                return self._timed_out(span, timeout)
             except BaseException:
                 self._deadlines.stop(task)
                 raise
             if self._deadlines.stop(task):  # the tool swallowed the cancellation; the time was up all the same
-                return self._timed_out(span)
+                return self._timed_out(span, timeout)
         else:
-            with anyio.move_on_after(self.call_timeout) as scope:
+            with anyio.move_on_after(timeout) as scope:
                 result = _as_dict(await call_next(ctx))
             if scope.cancelled_caught:
-                return self._timed_out(span)
+                return self._timed_out(span, timeout)
         if result is not None and result.get("isError") is True:
             _redact_error_text(result)
             span.fail(TOOL_ERROR, _first_text(result))
         return result
 
-    def _timed_out(self, span: _OpenCall) -> dict[str, Any]:
-        message = f"the call did not finish within {self.call_timeout:g} s (--call-timeout) and was stopped"
+    def _timed_out(self, span: _OpenCall, timeout: float) -> dict[str, Any]:
+        source = "the tool's own timeout" if span.tool in self._own_timeouts else "--call-timeout"
+        message = f"the call did not finish within {timeout:g} s ({source}) and was stopped"
         span.fail(TIMEOUT, message)
         return _error_result(message)
 

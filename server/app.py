@@ -11,15 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp.server import MCPServer
 
 import provenance
 from server import VERSION, resources
-from server.gating import select_tools
+from server.gating import GatingError, select_tools
 from server.logs import configure_logging
+from server.runtime import GroupRuntime
 from server.settings import ServerSettings
+from server.toolbridge import ToolEntry, build_tool
 from tools import group_headers, load_catalog, load_group, load_groups
-from tools._group import GroupEnvironment, GroupRuntime, GroupSettings, ToolEntry, ToolGroup, build_tool
+from tools.group import GroupEnvironment, GroupSettings, ToolGroup
 
 __all__ = ["VERSION", "LedgerApp", "create_app"]
 
@@ -41,7 +44,7 @@ class LedgerApp:
     store: provenance.SpanStore
     ledger_dir: Path
     middleware: provenance.ProvenanceMiddleware
-    runtimes: list[GroupRuntime[Any]] = field(default_factory=list)
+    runtimes: list[GroupRuntime] = field(default_factory=list)
 
     def close(self) -> None:
         self.store.close()
@@ -51,7 +54,7 @@ def create_app(
     settings: ServerSettings | None = None,
     group_settings: Mapping[str, GroupSettings] | None = None,
     *,
-    groups: list[ToolGroup] | None = None,
+    groups: list[ToolGroup[Any]] | None = None,
     network_transport: str | None = None,
     process_connection_id: str | None = None,
     provenance_enabled: bool = True,
@@ -68,11 +71,12 @@ def create_app(
         read_only=settings.read_only,
         allow_destructive=settings.allow_destructive,
     )
-    runtimes: dict[str, GroupRuntime[Any]] = {}
+    runtimes: dict[str, GroupRuntime] = {}
     for listing in listings:
         chosen = (group_settings or {}).get(listing.name) or listing.settings()
         environment = GroupEnvironment(settings=chosen, ledger_dir=ledger_dir)
-        runtimes[listing.name] = GroupRuntime(listing.name, environment, listing.resolve)
+        runtimes[listing.name] = GroupRuntime(listing.name, environment, listing.resolve, loaded=listing.loaded)
+    preloading = _preloading(settings.preload, runtimes, {spec.group for spec in selected})
 
     store = provenance.SpanStore(
         ledger_dir,
@@ -84,7 +88,10 @@ def create_app(
     )
     middleware = provenance.ProvenanceMiddleware(
         store,
-        tools={spec.name: provenance.ToolFacts(spec.group, spec.read_only, spec.destructive) for spec in selected},
+        tools={
+            spec.name: provenance.ToolFacts(spec.group, spec.read_only, spec.destructive, spec.timeout)
+            for spec in selected
+        },
         transport=network_transport,
         call_timeout=settings.call_timeout,
         preview_bytes=settings.preview_bytes,
@@ -95,7 +102,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[dict[str, Any]]:
         try:
-            yield {}
+            # Preloads run beside the server: initialize and tools/list never wait for them.
+            async with anyio.create_task_group() as background:
+                for runtime in preloading:
+                    background.start_soon(runtime.preload)
+                try:
+                    yield {}
+                finally:
+                    background.cancel_scope.cancel()
         finally:
             for runtime in runtimes.values():
                 await runtime.aclose()
@@ -115,6 +129,14 @@ def create_app(
     return LedgerApp(server, store, ledger_dir, middleware, list(runtimes.values()))
 
 
+def _preloading(names: list[str], runtimes: Mapping[str, GroupRuntime], served: set[str]) -> list[GroupRuntime]:
+    """The groups to load at start (--preload), of those that serve a tool."""
+    unknown = sorted(set(names) - set(runtimes))
+    if unknown:
+        raise GatingError(f"--preload: unknown {', '.join(unknown)}; known: {', '.join(sorted(runtimes))}")
+    return [runtimes[name] for name in dict.fromkeys(names) if name in served]
+
+
 @dataclass(frozen=True)
 class _Listing:
     """A group as start-up sees it: its tools' catalog entries and how to load its code."""
@@ -122,10 +144,11 @@ class _Listing:
     name: str
     settings: type[GroupSettings]
     tools: list[ToolEntry]
-    resolve: Callable[[], ToolGroup]
+    resolve: Callable[[], ToolGroup[Any]]
+    loaded: ToolGroup[Any] | None = None
 
 
-def _listings(groups: list[ToolGroup] | None) -> list[_Listing]:
+def _listings(groups: list[ToolGroup[Any]] | None) -> list[_Listing]:
     """From tools/catalog.json when it is current (no group module imported), else from the groups."""
     catalog = load_catalog() if groups is None else None
     if catalog is not None:
@@ -145,11 +168,8 @@ def _listings(groups: list[ToolGroup] | None) -> list[_Listing]:
             group.name,
             group.settings,
             [ToolEntry.from_spec(spec) for spec in group.tools],
-            functools.partial(_same, group),
+            functools.partial(load_group, group.name),
+            loaded=group,
         )
         for group in loaded
     ]
-
-
-def _same(group: ToolGroup) -> ToolGroup:
-    return group

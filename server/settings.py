@@ -2,7 +2,7 @@
 
 Clients configure MCP servers through ``env`` in their config, so anything a flag can say an
 environment variable can say too. Flags win over the environment, which wins over defaults.
-Group settings (``tools._group.GroupSettings``) get flags the same way, prefixed with the group name.
+Group settings (``tools.group.GroupSettings``) get flags the same way, prefixed with the group name.
 """
 
 from __future__ import annotations
@@ -43,7 +43,13 @@ class ServerSettings(BaseModel):
     allow_destructive: bool = Field(
         default=False, description="offer destructive tools (they delete what no other call can bring back)"
     )
-    call_timeout: float = Field(default=120.0, gt=0, description="seconds before a tool call is stopped")
+    call_timeout: float = Field(
+        default=120.0, gt=0, description="seconds before a tool call is stopped (unless the tool sets its own)"
+    )
+    preload: list[str] = Field(
+        default_factory=list,
+        description="comma-separated toolsets whose code and backend load at start, in the background",
+    )
     transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio, or streamable HTTP")
     host: str = Field(default="127.0.0.1", description="HTTP bind address")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port")

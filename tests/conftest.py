@@ -19,7 +19,7 @@ import provenance
 from server.app import LedgerApp, create_app
 from server.settings import ServerSettings
 from tools import prov
-from tools._group import ToolFailure, ToolGroup
+from tools.group import ToolFailure, ToolGroup, tool
 
 # One of each secret kind DESIGN.md names, built at run time so no scanner flags this file.
 GH = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
@@ -91,6 +91,7 @@ class Slept(BaseModel):
     seconds: float
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def fake_echo(args: EchoArgs, backend: None, ctx: Context) -> Echo:
     """Return the arguments; annotate an upstream fact twice."""
     provenance.annotate(request_id="req-1", object="echo")
@@ -98,43 +99,47 @@ async def fake_echo(args: EchoArgs, backend: None, ctx: Context) -> Echo:
     return Echo(text=args.text, count=args.count, extra=args.extra)
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def fake_fail(args: EchoArgs, backend: None, ctx: Context) -> Echo:
     """Fail the way a tool reports a problem the agent can act on."""
     raise ToolFailure(f"upstream said no: {args.text}")
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def fake_crash(args: EchoArgs, backend: None, ctx: Context) -> Echo:
     """Crash with an unexpected exception."""
     raise RuntimeError(f"boom with {args.text}")
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def fake_protocol(args: EchoArgs, backend: None, ctx: Context) -> Echo:
     """Raise a JSON-RPC error."""
     raise MCPError(-32602, "protocol-level refusal")
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def fake_sleep(args: SleepArgs, backend: None, ctx: Context) -> Slept:
     """Sleep (for timeouts and cancellation)."""
     await anyio.sleep(args.seconds)
     return Slept(seconds=args.seconds)
 
 
+@tool(read_only=False, destructive=True)
 async def fake_remove(args: EchoArgs, backend: None, ctx: Context) -> Echo:
     """A destructive write."""
     return Echo(text=args.text, count=args.count, extra=args.extra)
 
 
+@tool(read_only=False, destructive=False, idempotent=True)
 async def fake_update(args: EchoArgs, backend: None, ctx: Context) -> Echo:
     """A write that is not destructive."""
     return Echo(text=args.text, count=args.count, extra=args.extra)
 
 
-def fake_group() -> ToolGroup:
-    group = ToolGroup("fake", "Tools for tests")
-    for fn in (fake_echo, fake_fail, fake_crash, fake_protocol, fake_sleep):
-        group.add(fn, read_only=True, idempotent=True, open_world=False)
-    group.add(fake_remove, read_only=False, destructive=True)
-    group.add(fake_update, read_only=False, destructive=False, idempotent=True)
+def fake_group() -> ToolGroup[None]:
+    group: ToolGroup[None] = ToolGroup("fake", "Tools for tests")
+    for fn in (fake_echo, fake_fail, fake_crash, fake_protocol, fake_sleep, fake_remove, fake_update):
+        group.add(fn)
     return group
 
 

@@ -1,4 +1,4 @@
-"""Tool groups. Each contributes one toolset through ``register()`` (see ``tools._group``).
+"""Tool groups. Each contributes one toolset through ``register()`` (see ``tools.group``).
 
 A server starts from ``tools/catalog.json`` — every tool's name, description, annotations and
 schemas, generated from the groups and kept equal to them by ``tests/tools/test_catalog.py`` — and
@@ -17,14 +17,13 @@ from typing import Any
 
 import orjson
 
-from tools._group import GroupSettings, NoSettings, ToolEntry, ToolGroup
+from tools.group import GroupSettings, NoSettings, ToolGroup
 
 __all__ = [
     "CATALOG",
     "REGISTRY",
     "GroupHeader",
     "ToolGroup",
-    "generate_catalog",
     "group_headers",
     "load_catalog",
     "load_group",
@@ -58,22 +57,15 @@ def group_headers() -> list[GroupHeader]:
 
 
 @functools.cache
-def load_group(name: str) -> ToolGroup:
+def load_group(name: str) -> ToolGroup[Any]:
     """Import a group's module and register its tools (once per process)."""
-    group: ToolGroup = importlib.import_module(REGISTRY[name]).register()
+    group: ToolGroup[Any] = importlib.import_module(REGISTRY[name]).register()
     return group
 
 
-def load_groups() -> list[ToolGroup]:
+def load_groups() -> list[ToolGroup[Any]]:
     """Every tool group, with its code loaded."""
     return [load_group(name) for name in REGISTRY]
-
-
-def generate_catalog(groups: list[ToolGroup]) -> dict[str, Any]:
-    return {
-        "groups": {group.name: {"description": group.description} for group in groups},
-        "tools": {spec.name: ToolEntry.from_spec(spec).as_dict() for group in groups for spec in group.tools},
-    }
 
 
 @functools.cache

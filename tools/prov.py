@@ -6,20 +6,16 @@ not just this process's). Calls to them are recorded like any other call.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 import provenance
-from tools._group import GroupEnvironment, ToolFailure, ToolGroup, ToolModel
-
-
-class _Args(ToolModel):
-    model_config = ConfigDict(extra="forbid")
-
+from tools.group import GroupEnvironment, ToolArgs, ToolFailure, ToolGroup, ToolModel, tool
 
 TimeArg = Field(
     default=None,
@@ -28,7 +24,7 @@ TimeArg = Field(
 )
 
 
-class QueryArgs(_Args):
+class QueryArgs(ToolArgs):
     tool: str | None = Field(default=None, description="Only calls of this tool", max_length=128)
     group: str | None = Field(default=None, description="Only calls of this tool group (docker, github, prov, …)")
     status: Literal["ok", "error"] | None = Field(default=None, description="Only successful or failed calls")
@@ -47,7 +43,7 @@ class SpanList(ToolModel):
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
 
 
-class SpanArgs(_Args):
+class SpanArgs(ToolArgs):
     span_id: str = Field(
         description="16 hex digits, as in a result's _meta['mcp-ledger/span_id']", pattern="^[0-9a-f]{16}$"
     )
@@ -57,7 +53,7 @@ class SpanRecord(ToolModel):
     span: dict[str, Any] = Field(description="The full span as stored (digests, redacted previews, upstream facts)")
 
 
-class TraceArgs(_Args):
+class TraceArgs(ToolArgs):
     trace_id: str = Field(description="32 hex digits", pattern="^[0-9a-f]{32}$")
 
 
@@ -66,7 +62,7 @@ class Trace(ToolModel):
     spans: list[dict[str, Any]] = Field(description="Root spans oldest first, each with its children nested")
 
 
-class StatsArgs(_Args):
+class StatsArgs(ToolArgs):
     since: str | None = TimeArg
     until: str | None = TimeArg
 
@@ -81,7 +77,7 @@ class Stats(ToolModel):
     groups: list[dict[str, Any]] = Field(description="The same per tool group")
 
 
-class VerifyArgs(_Args):
+class VerifyArgs(ToolArgs):
     pass
 
 
@@ -100,6 +96,9 @@ class Ledger:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
+    async def aclose(self) -> None:
+        """Nothing stays open between calls."""
+
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await anyio.to_thread.run_sync(lambda: fn(self.directory, *args, **kwargs))
@@ -107,6 +106,7 @@ class Ledger:
             raise ToolFailure(str(exc)) from None
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def prov_query(args: QueryArgs, ledger: Ledger, ctx: Context) -> SpanList:
     """List recorded tool calls, newest first, filtered by tool, group, status, session, trace and time.
 
@@ -119,6 +119,7 @@ async def prov_query(args: QueryArgs, ledger: Ledger, ctx: Context) -> SpanList:
     return SpanList(spans=[provenance.summarize_span(s) for s in page.spans], next_cursor=page.next_cursor)
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def prov_span(args: SpanArgs, ledger: Ledger, ctx: Context) -> SpanRecord:
     """Read one recorded call in full: ids, timing, status, input/output digests and previews, upstream facts."""
     span = await ledger.run(provenance.get_span, args.span_id)
@@ -127,6 +128,7 @@ async def prov_span(args: SpanArgs, ledger: Ledger, ctx: Context) -> SpanRecord:
     return SpanRecord(span=span)
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def prov_trace(args: TraceArgs, ledger: Ledger, ctx: Context) -> Trace:
     """Read every recorded call of one trace, nested by parent span."""
     roots = await ledger.run(provenance.get_trace, args.trace_id)
@@ -135,6 +137,7 @@ async def prov_trace(args: TraceArgs, ledger: Ledger, ctx: Context) -> Trace:
     return Trace(trace_id=args.trace_id, spans=roots)
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def prov_stats(args: StatsArgs, ledger: Ledger, ctx: Context) -> Stats:
     """Per-tool and per-group call counts, error rates and p50/p95/p99 durations over a time range."""
     try:
@@ -145,18 +148,18 @@ async def prov_stats(args: StatsArgs, ledger: Ledger, ctx: Context) -> Stats:
     return Stats(**await ledger.run(provenance.span_stats, since_ns=since, until_ns=until))
 
 
+@tool(read_only=True, idempotent=True, open_world=False)
 async def prov_verify(args: VerifyArgs, ledger: Ledger, ctx: Context) -> Verification:
     """Check that the ledger is intact: every line parses, seq has no gaps, every hash link matches."""
     report: provenance.VerifyReport = await ledger.run(provenance.verify)
     return Verification(**report.as_dict())
 
 
-async def connect(environment: GroupEnvironment) -> Ledger:
+async def connect(environment: GroupEnvironment[Any]) -> Ledger:
     return Ledger(environment.ledger_dir)
 
 
-def register() -> ToolGroup:
+def register() -> ToolGroup[Ledger]:
     group = ToolGroup("prov", "The ledger of recorded tool calls: query, inspect, verify", connect=connect)
-    for fn in (prov_query, prov_span, prov_trace, prov_stats, prov_verify):
-        group.add(fn, read_only=True, idempotent=True, open_world=False)
+    group.add_module(sys.modules[__name__])
     return group

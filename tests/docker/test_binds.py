@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools._group import InvalidArguments
 from tools.docker._binds import BindRefused, check_mounted_binds, resolve_binds
+from tools.group import InvalidArguments
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools._group import NotConfigured
 from tools.docker._engine import DEFAULT_SOCKET, EngineAddress, _client_url, resolve_address
+from tools.group import NotConfigured
 
 
 def test_flag_wins_over_docker_host(tmp_path: Path) -> None:

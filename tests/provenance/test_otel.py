@@ -27,7 +27,7 @@ import provenance
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import GH, result_text, spans_on_disk
-from tools._group import ToolGroup
+from tools.group import ToolGroup, tool
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -126,6 +126,7 @@ class _Nothing(BaseModel):
     pass
 
 
+@tool(read_only=True, open_world=False)
 async def traced_work_run(args: _Nothing, backend: None, ctx: Context) -> _Nothing:
     """Stand in for instrumented work a tool does (an HTTP request, say)."""
     with otel_trace.get_tracer("upstream-client").start_as_current_span("GET upstream"):
@@ -134,8 +135,8 @@ async def traced_work_run(args: _Nothing, backend: None, ctx: Context) -> _Nothi
 
 
 async def test_the_tool_s_own_spans_nest_under_the_ledger_span(tmp_path: Path, exporter: InMemorySpanExporter) -> None:
-    group = ToolGroup("traced", "A tool that makes a span of its own")
-    group.add(traced_work_run, read_only=True, open_world=False)
+    group: ToolGroup[None] = ToolGroup("traced", "A tool that makes a span of its own")
+    group.add(traced_work_run)
     app = create_app(ServerSettings(ledger_dir=tmp_path), groups=[group])
     try:
         async with Client(app.server) as client:

@@ -12,10 +12,12 @@ from server.gating import GatingError, select_tools
 from server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
 from tests.conftest import fake_group, make_app
 from tools import prov
+from tools.group import ToolGroup
 
 
 def names(**flags: Any) -> set[str]:
-    return {spec.name for spec in select_tools([prov.register(), fake_group()], **flags)}
+    groups: list[ToolGroup[Any]] = [prov.register(), fake_group()]
+    return {spec.name for spec in select_tools(groups, **flags)}
 
 
 def test_by_default_everything_but_destructive_tools_is_offered() -> None:

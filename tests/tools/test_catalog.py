@@ -10,7 +10,8 @@ import sys
 
 import orjson
 
-from tools import CATALOG, REGISTRY, generate_catalog, load_groups
+from server.toolbridge import generate_catalog
+from tools import CATALOG, REGISTRY, load_groups
 
 
 def test_the_catalog_equals_the_groups() -> None:

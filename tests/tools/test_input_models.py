@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from server.gating import select_tools
+from server.toolbridge import describe_validation_error
 from tools import load_groups
-from tools._group import ToolSpec, describe_validation_error
+from tools.group import ToolSpec
 
 SPECS = select_tools(load_groups(), allow_destructive=True)
 MARKER = "Zq9-planted-value"

@@ -8,9 +8,11 @@ Container environment values and secret-like labels are redacted in results; key
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
-from tools._group import GroupSettings, ToolGroup
+from tools.group import GroupSettings, ToolGroup
 
 __all__ = ["SETTINGS", "DockerSettings", "register"]
 
@@ -34,7 +36,7 @@ class DockerSettings(GroupSettings):
 SETTINGS = DockerSettings
 
 
-def register() -> ToolGroup:
+def register() -> ToolGroup[Any]:
     # The tool module (models and functions) loads here, on first use, not when settings are read.
     from tools.docker import _tools
 

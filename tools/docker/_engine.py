@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
-from tools._group import GroupEnvironment, NotConfigured, UpstreamError
+from tools.docker import DockerSettings
+from tools.group import GroupEnvironment, NotConfigured, UpstreamError
 
 if TYPE_CHECKING:
     import aiodocker
@@ -278,9 +279,9 @@ class DockerEngine:
             raise UpstreamError(f"pulling {image!r} failed: {failure}") from None
 
 
-async def connect(environment: GroupEnvironment) -> DockerEngine:
+async def connect(environment: GroupEnvironment[DockerSettings]) -> DockerEngine:
     """Build the client (no request yet): the first tool call finds out whether the engine answers."""
-    settings: Any = environment.settings
+    settings = environment.settings
     address = resolve_address(settings.host, os.environ, Path.home())
     if address is None:
         raise NotConfigured(f"DOCKER_HOST or --docker-host (no engine socket at {DEFAULT_SOCKET})")

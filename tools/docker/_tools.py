@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,19 +15,15 @@ from typing import Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 import provenance
-from tools._group import InvalidArguments, ToolFailure, ToolGroup, ToolModel, UpstreamError
 from tools.docker import DockerSettings
 from tools.docker._binds import check_mounted_binds, resolve_binds
 from tools.docker._engine import DockerEngine, NotFound, connect
+from tools.group import InvalidArguments, ToolArgs, ToolFailure, ToolGroup, ToolModel, UpstreamError, tool
 
 __all__ = ["register"]
-
-
-class _Args(ToolModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 ContainerRef = Field(description="Container id, unique id prefix, or name", min_length=1, max_length=256)
@@ -46,7 +43,7 @@ class EngineFacts(ToolModel):
     api_version: str
 
 
-class SystemInfoArgs(_Args):
+class SystemInfoArgs(ToolArgs):
     pass
 
 
@@ -71,7 +68,7 @@ class SystemInfo(ToolModel):
 ContainerStatus = Literal["created", "restarting", "running", "removing", "paused", "exited", "dead"]
 
 
-class ContainerListArgs(_Args):
+class ContainerListArgs(ToolArgs):
     all: bool = Field(default=False, description="Include stopped containers (default: running only)")
     name: str | None = Field(default=None, max_length=256, description="Only names containing this text")
     label: list[str] = Field(
@@ -117,7 +114,7 @@ class ContainerList(ToolModel):
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
 
 
-class ContainerArgs(_Args):
+class ContainerArgs(ToolArgs):
     container: str = ContainerRef
 
 
@@ -161,7 +158,7 @@ class ContainerDetails(ToolModel):
     mounts: list[dict[str, Any]] = Field(description="Type, source, destination, mode, rw")
 
 
-class ContainerLogsArgs(_Args):
+class ContainerLogsArgs(ToolArgs):
     container: str = ContainerRef
     tail: int = Field(default=100, ge=1, le=10_000, description="Last lines to return (after grep)")
     since: str | None = TimeArg
@@ -198,7 +195,7 @@ class ContainerLogs(ToolModel):
     note: str | None = Field(description="What was left out and how to see it")
 
 
-class ContainerStatsArgs(_Args):
+class ContainerStatsArgs(ToolArgs):
     container: str = ContainerRef
 
 
@@ -219,7 +216,7 @@ class ContainerStats(ToolModel):
     pids: int
 
 
-class ImageListArgs(_Args):
+class ImageListArgs(ToolArgs):
     reference: str | None = Field(
         default=None, max_length=512, description="Only images matching name[:tag] (globs ok)"
     )
@@ -247,7 +244,7 @@ class ImageList(ToolModel):
     next_cursor: str | None
 
 
-class ImageArgs(_Args):
+class ImageArgs(ToolArgs):
     image: str = ImageRef
 
 
@@ -270,7 +267,7 @@ class ImageDetails(ToolModel):
     layers: list[str] = Field(description="At most 256")
 
 
-class ContainerStopArgs(_Args):
+class ContainerStopArgs(ToolArgs):
     container: str = ContainerRef
     timeout_seconds: int = Field(default=10, ge=0, le=300, description="Seconds to wait before killing the container")
 
@@ -282,7 +279,7 @@ class ContainerChange(ToolModel):
     state: ContainerState
 
 
-class ImagePullArgs(_Args):
+class ImagePullArgs(ToolArgs):
     image: str = Field(
         description="name[:tag] or name@sha256:… (tag latest when neither)", min_length=1, max_length=512
     )
@@ -297,7 +294,7 @@ class ImagePull(ToolModel):
     layers: int = Field(description="Layers the engine reported")
 
 
-class ContainerRunArgs(_Args):
+class ContainerRunArgs(ToolArgs):
     image: str = Field(description="A local image (pull it first with docker_image_pull)", min_length=1, max_length=512)
     command: list[str] | None = Field(default=None, max_length=256, description="Command and arguments (exec form)")
     entrypoint: list[str] | None = Field(default=None, max_length=64)
@@ -344,7 +341,7 @@ class ContainerRun(ToolModel):
     note: str | None
 
 
-class ContainerRemoveArgs(_Args):
+class ContainerRemoveArgs(ToolArgs):
     container: str = ContainerRef
     force: bool = Field(default=False, description="Kill a running container first")
     volumes: bool = Field(default=False, description="Also remove its anonymous volumes")
@@ -356,7 +353,7 @@ class ContainerRemoval(ToolModel):
     removed: bool
 
 
-class ImageRemoveArgs(_Args):
+class ImageRemoveArgs(ToolArgs):
     image: str = ImageRef
     force: bool = Field(default=False, description="Remove even if stopped containers use it or it has other tags")
 
@@ -567,6 +564,7 @@ async def _inspect(engine: DockerEngine, ref: str) -> dict[str, Any]:
     return raw
 
 
+@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_system_info(args: SystemInfoArgs, engine: DockerEngine, ctx: Context) -> SystemInfo:
     """Engine and API version, host OS, CPUs and memory, and container/image counts of the Docker engine."""
     facts = await _annotate_engine(engine)
@@ -590,6 +588,7 @@ async def docker_system_info(args: SystemInfoArgs, engine: DockerEngine, ctx: Co
     )
 
 
+@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_container_list(args: ContainerListArgs, engine: DockerEngine, ctx: Context) -> ContainerList:
     """List containers, newest first: running only by default, or all; filter by name, label, status, image.
 
@@ -705,6 +704,7 @@ async def _inspect_each(engine: DockerEngine, container_ids: list[str], into: di
         raise failures[0]
 
 
+@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_container_inspect(args: ContainerArgs, engine: DockerEngine, ctx: Context) -> ContainerDetails:
     """Details of one container: state and exit code, command, image, env names (values redacted), labels,
     network, limits and mounts."""
@@ -834,6 +834,7 @@ async def _read_logs(
     return kept, truncated, "; ".join(notes) or None
 
 
+@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_container_logs(args: ContainerLogsArgs, engine: DockerEngine, ctx: Context) -> ContainerLogs:
     """A container's log, stdout and stderr told apart: the last 100 lines by default.
 
@@ -866,6 +867,7 @@ def _sum_blkio(stats: dict[str, Any], op: str) -> int:
     return sum(int(e.get("value") or 0) for e in entries if str(e.get("op", "")).lower() == op)
 
 
+@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_container_stats(args: ContainerStatsArgs, engine: DockerEngine, ctx: Context) -> ContainerStats:
     """One resource snapshot of a container: CPU %, memory use and limit, network and block I/O, pids."""
     await _annotate_engine(engine)
@@ -903,6 +905,7 @@ async def docker_container_stats(args: ContainerStatsArgs, engine: DockerEngine,
     )
 
 
+@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_image_list(args: ImageListArgs, engine: DockerEngine, ctx: Context) -> ImageList:
     """List local images, newest first, filtered by reference, label or dangling. Paginated."""
     await _annotate_engine(engine)
@@ -932,6 +935,7 @@ async def docker_image_list(args: ImageListArgs, engine: DockerEngine, ctx: Cont
     return ImageList(images=images, total=len(raw), next_cursor=next_cursor)
 
 
+@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_image_inspect(args: ImageArgs, engine: DockerEngine, ctx: Context) -> ImageDetails:
     """Details of one local image: id, tags, digests, platform, command, env names (values redacted), layers."""
     await _annotate_engine(engine)
@@ -973,12 +977,14 @@ async def _change(engine: DockerEngine, ref: str, action: Any, wanted_running: b
     return ContainerChange(id=str(after["Id"]), name=_name(after), changed=changed, state=state)
 
 
+@tool(read_only=False, destructive=False, idempotent=True, open_world=False)
 async def docker_container_start(args: ContainerArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
     """Start a stopped container. Starting a running container changes nothing (changed=false)."""
     await _annotate_engine(engine)
     return await _change(engine, args.container, engine.start, wanted_running=True)
 
 
+@tool(read_only=False, destructive=False, idempotent=True, open_world=False)
 async def docker_container_stop(args: ContainerStopArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
     """Stop a running container (SIGTERM, then SIGKILL after timeout_seconds). Stopping a stopped one changes
     nothing."""
@@ -988,6 +994,8 @@ async def docker_container_stop(args: ContainerStopArgs, engine: DockerEngine, c
     )
 
 
+# Not idempotent: every restart stops the process again (new pid, its in-memory state gone).
+@tool(read_only=False, destructive=False, idempotent=False, open_world=False)
 async def docker_container_restart(args: ContainerStopArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
     """Restart a container (stop with timeout_seconds, then start); a stopped container is started."""
     await _annotate_engine(engine)
@@ -1004,6 +1012,8 @@ def _split_reference(image: str) -> tuple[str, str | None]:
     return image, "latest"
 
 
+# open_world: only pull (a registry) and run (the container's own network) reach past the engine.
+@tool(read_only=False, destructive=False, idempotent=True, open_world=True)
 async def docker_image_pull(args: ImagePullArgs, engine: DockerEngine, ctx: Context) -> ImagePull:
     """Pull an image from its registry, with progress notifications; returns the image id and repo digest."""
     await _annotate_engine(engine)
@@ -1082,6 +1092,7 @@ def _run_config(args: ContainerRunArgs, auto_remove: bool) -> dict[str, Any]:
     return config
 
 
+@tool(read_only=False, destructive=False, idempotent=False, open_world=True)
 async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx: Context) -> ContainerRun:
     """Create and start a container from a local image. Detached by default; with detach=false, waits up to
     timeout_seconds and returns the exit code and the bounded output.
@@ -1153,6 +1164,7 @@ async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx
     )
 
 
+@tool(read_only=False, destructive=True, idempotent=True, open_world=False)
 async def docker_container_remove(args: ContainerRemoveArgs, engine: DockerEngine, ctx: Context) -> ContainerRemoval:
     """Remove a container (force kills a running one first). Cannot be undone."""
     await _annotate_engine(engine)
@@ -1161,6 +1173,7 @@ async def docker_container_remove(args: ContainerRemoveArgs, engine: DockerEngin
     return ContainerRemoval(id=str(raw["Id"]), name=_name(raw), removed=True)
 
 
+@tool(read_only=False, destructive=True, idempotent=True, open_world=False)
 async def docker_image_remove(args: ImageRemoveArgs, engine: DockerEngine, ctx: Context) -> ImageRemoval:
     """Remove a local image (untag it; delete its layers when nothing else uses them). Cannot be undone."""
     await _annotate_engine(engine)
@@ -1175,30 +1188,12 @@ async def docker_image_remove(args: ImageRemoveArgs, engine: DockerEngine, ctx: 
     )
 
 
-def register() -> ToolGroup:
+def register() -> ToolGroup[DockerEngine]:
     group = ToolGroup(
         "docker",
         "Containers and images on a Docker engine: inspect, logs, stats, start/stop/restart, pull, run, remove",
         settings=DockerSettings,
         connect=connect,
     )
-    # open_world: only pull (a registry) and run (the container's own network) reach past the engine.
-    for read in (
-        docker_system_info,
-        docker_container_list,
-        docker_container_inspect,
-        docker_container_logs,
-        docker_container_stats,
-        docker_image_list,
-        docker_image_inspect,
-    ):
-        group.add(read, read_only=True, destructive=False, idempotent=True, open_world=False)
-    for change in (docker_container_start, docker_container_stop):
-        group.add(change, read_only=False, destructive=False, idempotent=True, open_world=False)
-    # Not idempotent: every restart stops the process again (new pid, its in-memory state gone).
-    group.add(docker_container_restart, read_only=False, destructive=False, idempotent=False, open_world=False)
-    group.add(docker_image_pull, read_only=False, destructive=False, idempotent=True, open_world=True)
-    group.add(docker_container_run, read_only=False, destructive=False, idempotent=False, open_world=True)
-    group.add(docker_container_remove, read_only=False, destructive=True, idempotent=True, open_world=False)
-    group.add(docker_image_remove, read_only=False, destructive=True, idempotent=True, open_world=False)
+    group.add_module(sys.modules[__name__])
     return group

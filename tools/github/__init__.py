@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tools._group import GroupEnvironment, GroupSettings, ToolGroup
+from tools.group import GroupEnvironment, GroupSettings, ToolGroup
 
 if TYPE_CHECKING:
     from tools.github._backend import GitHubBackend
@@ -35,41 +35,22 @@ class GitHubSettings(GroupSettings):
 SETTINGS = GitHubSettings
 
 
-async def connect(environment: GroupEnvironment) -> GitHubBackend:
+async def connect(environment: GroupEnvironment[GitHubSettings]) -> GitHubBackend:
     from tools.github._backend import open_backend
 
     settings = environment.settings
-    assert isinstance(settings, GitHubSettings)
     return await open_backend(
         host=settings.host, max_rate_limit_wait=settings.max_rate_limit_wait, request_timeout=settings.timeout
     )
 
 
-def register() -> ToolGroup:
+def register() -> ToolGroup[GitHubBackend]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
     from tools.github import actions, issues, pulls
 
     group = ToolGroup(
         "github", "GitHub Actions runs and logs, pull requests and issues", settings=GitHubSettings, connect=connect
     )
-    for read in (
-        actions.github_workflow_list,
-        actions.github_run_list,
-        actions.github_run_get,
-        actions.github_job_logs,
-        pulls.github_pr_list,
-        pulls.github_pr_get,
-        issues.github_issue_list,
-        issues.github_issue_get,
-    ):
-        group.add(read, read_only=True, idempotent=True, open_world=True)
-    group.add(actions.github_workflow_dispatch, read_only=False, destructive=False, idempotent=False)
-    group.add(actions.github_run_rerun, read_only=False, destructive=False, idempotent=False)
-    group.add(actions.github_run_cancel, read_only=False, destructive=False, idempotent=True)
-    group.add(pulls.github_pr_create, read_only=False, destructive=False, idempotent=False)
-    group.add(pulls.github_pr_review, read_only=False, destructive=False, idempotent=False)
-    group.add(pulls.github_pr_merge, read_only=False, destructive=False, idempotent=True)
-    group.add(issues.github_issue_create, read_only=False, destructive=False, idempotent=False)
-    group.add(issues.github_issue_comment, read_only=False, destructive=False, idempotent=False)
-    group.add(issues.github_issue_update, read_only=False, destructive=False, idempotent=True)
+    for module in (actions, pulls, issues):
+        group.add_module(module)
     return group

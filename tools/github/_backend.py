@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from provenance import annotate
-from tools._group import NotConfigured, UpstreamError
+from tools.group import NotConfigured, UpstreamError
 
 if TYPE_CHECKING:
     import httpx
@@ -168,6 +168,9 @@ class GitHubBackend:
         self.base_url = base_url
         self.timeout = timeout
         self.api_host = urlsplit(base_url).netloc
+
+    async def aclose(self) -> None:
+        """Nothing to close: outside ``async with``, githubkit opens and closes an HTTP client per request."""
 
     async def request(
         self,

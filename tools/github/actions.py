@@ -10,9 +10,9 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator, model_validator
 
 from provenance import annotate
-from tools._group import ToolModel, UpstreamError
 from tools.github._backend import GitHubBackend, next_page
 from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
+from tools.group import ToolModel, UpstreamError, tool
 
 FAILED_CONCLUSIONS = ("failure", "timed_out", "cancelled", "startup_failure")
 RunStatus = Literal[
@@ -276,6 +276,7 @@ async def _jobs(backend: GitHubBackend, args: RepoArgs, run_id: int) -> tuple[li
     return body["jobs"], body["total_count"]
 
 
+@tool(read_only=True, idempotent=True, open_world=True)
 async def github_workflow_list(args: WorkflowListArgs, backend: GitHubBackend, ctx: Context) -> WorkflowList:
     """List a repository's Actions workflows (id, name, file path, state)."""
     response = await backend.request(
@@ -290,6 +291,7 @@ async def github_workflow_list(args: WorkflowListArgs, backend: GitHubBackend, c
     )
 
 
+@tool(read_only=True, idempotent=True, open_world=True)
 async def github_run_list(args: RunListArgs, backend: GitHubBackend, ctx: Context) -> RunList:
     """List workflow runs, newest first, filtered by workflow, branch, status, event, actor or head sha."""
     path = (
@@ -313,6 +315,7 @@ async def github_run_list(args: RunListArgs, backend: GitHubBackend, ctx: Contex
     return RunList(runs=runs, total_count=body["total_count"], next_cursor=next_page(response.headers.get("link")))
 
 
+@tool(read_only=True, idempotent=True, open_world=True)
 async def github_run_get(args: RunGetArgs, backend: GitHubBackend, ctx: Context) -> Run:
     """One workflow run with its jobs: status, conclusion, durations and the steps that failed."""
     run = await _run(backend, args, args.run_id)
@@ -323,6 +326,7 @@ async def github_run_get(args: RunGetArgs, backend: GitHubBackend, ctx: Context)
     )
 
 
+@tool(read_only=True, idempotent=True, open_world=True)
 async def github_job_logs(args: JobLogsArgs, backend: GitHubBackend, ctx: Context) -> JobLogs:
     """The tail of a job's log (by job_id), or of a run's failed jobs (by run_id), optionally grep-filtered.
 
@@ -377,6 +381,7 @@ async def github_job_logs(args: JobLogsArgs, backend: GitHubBackend, ctx: Contex
     return JobLogs(jobs=results, notes=notes)
 
 
+@tool(read_only=False, destructive=False, idempotent=False)
 async def github_workflow_dispatch(args: WorkflowDispatchArgs, backend: GitHubBackend, ctx: Context) -> Dispatch:
     """Start a workflow that has a workflow_dispatch trigger, on a branch or tag, with inputs."""
     response = await backend.request(
@@ -405,6 +410,7 @@ async def github_workflow_dispatch(args: WorkflowDispatchArgs, backend: GitHubBa
     )
 
 
+@tool(read_only=False, destructive=False, idempotent=False)
 async def github_run_rerun(args: RunRerunArgs, backend: GitHubBackend, ctx: Context) -> RunAction:
     """Re-run a workflow run: all jobs, or only the failed ones (failed_only)."""
     suffix = "rerun-failed-jobs" if args.failed_only else "rerun"
@@ -420,6 +426,7 @@ async def github_run_rerun(args: RunRerunArgs, backend: GitHubBackend, ctx: Cont
     )
 
 
+@tool(read_only=False, destructive=False, idempotent=True)
 async def github_run_cancel(args: RunCancelArgs, backend: GitHubBackend, ctx: Context) -> RunAction:
     """Cancel a queued or in-progress workflow run."""
     response = await backend.request(

@@ -8,9 +8,9 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, model_validator
 
 from provenance import annotate
-from tools._group import ToolModel
 from tools.github._backend import GitHubBackend, next_page
 from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
+from tools.group import ToolModel, tool
 
 
 class IssueListArgs(PageArgs):
@@ -154,6 +154,7 @@ def _cut(text: str | None, limit: int) -> tuple[str | None, bool]:
     return text[:limit] + f"\n…[cut: {len(text) - limit} more characters]", True
 
 
+@tool(read_only=True, idempotent=True, open_world=True)
 async def github_issue_list(args: IssueListArgs, backend: GitHubBackend, ctx: Context) -> IssueList:
     """List issues (and pull requests, flagged) by state, labels, assignee, creator or update time."""
     params = {
@@ -174,6 +175,7 @@ async def github_issue_list(args: IssueListArgs, backend: GitHubBackend, ctx: Co
     return IssueList(issues=issues, next_cursor=next_page(response.headers.get("link")))
 
 
+@tool(read_only=True, idempotent=True, open_world=True)
 async def github_issue_get(args: IssueGetArgs, backend: GitHubBackend, ctx: Context) -> Issue:
     """One issue with its body and a page of comments (bounded; oldest first)."""
     what = f"issue #{args.number} in {args.full_name}"
@@ -213,6 +215,7 @@ async def github_issue_get(args: IssueGetArgs, backend: GitHubBackend, ctx: Cont
     )
 
 
+@tool(read_only=False, destructive=False, idempotent=False)
 async def github_issue_create(args: IssueCreateArgs, backend: GitHubBackend, ctx: Context) -> IssueRef:
     """Open an issue with a title, body, labels and assignees."""
     body: dict[str, Any] = {"title": args.title}
@@ -228,6 +231,7 @@ async def github_issue_create(args: IssueCreateArgs, backend: GitHubBackend, ctx
     return _ref(issue)
 
 
+@tool(read_only=False, destructive=False, idempotent=False)
 async def github_issue_comment(args: IssueCommentArgs, backend: GitHubBackend, ctx: Context) -> CommentRef:
     """Add a comment to an issue or a pull request's conversation."""
     comment = (
@@ -242,6 +246,7 @@ async def github_issue_comment(args: IssueCommentArgs, backend: GitHubBackend, c
     return CommentRef(id=comment["id"], issue_number=args.number, html_url=comment["html_url"])
 
 
+@tool(read_only=False, destructive=False, idempotent=True)
 async def github_issue_update(args: IssueUpdateArgs, backend: GitHubBackend, ctx: Context) -> IssueRef:
     """Change an issue's title, body, state (close/reopen, with a reason), labels or assignees."""
     body = args.model_dump(include=args.model_fields_set - {"owner", "repo", "number"})

@@ -8,9 +8,9 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, model_validator
 
 from provenance import annotate
-from tools._group import ToolModel, UpstreamError
 from tools.github._backend import GitHubBackend, next_page
 from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
+from tools.group import ToolModel, UpstreamError, tool
 
 DIFF_MEDIA_TYPE = "application/vnd.github.diff"
 
@@ -189,6 +189,7 @@ def _note_pr(pull: dict[str, Any]) -> None:
     annotate(pr_number=pull["number"], head_sha=pull["head"]["sha"], pr_url=pull["html_url"])
 
 
+@tool(read_only=True, idempotent=True, open_world=True)
 async def github_pr_list(args: PrListArgs, backend: GitHubBackend, ctx: Context) -> PrList:
     """List pull requests (default: open, newest first), filtered by state, base or head branch."""
     params = {
@@ -207,6 +208,7 @@ async def github_pr_list(args: PrListArgs, backend: GitHubBackend, ctx: Context)
     return PrList(pulls=pulls, next_cursor=next_page(response.headers.get("link")))
 
 
+@tool(read_only=True, idempotent=True, open_world=True)
 async def github_pr_get(args: PrGetArgs, backend: GitHubBackend, ctx: Context) -> Pr:
     """One pull request; include adds changed files, the diff (bounded), CI checks of the head commit
     (check runs + combined status) and reviews."""
@@ -299,6 +301,7 @@ async def _checks(backend: GitHubBackend, args: RepoArgs, sha: str) -> PrChecks:
     )
 
 
+@tool(read_only=False, destructive=False, idempotent=False)
 async def github_pr_create(args: PrCreateArgs, backend: GitHubBackend, ctx: Context) -> PrSummary:
     """Open a pull request from head into base."""
     body: dict[str, Any] = {"title": args.title, "head": args.head, "base": args.base, "draft": args.draft}
@@ -311,6 +314,7 @@ async def github_pr_create(args: PrCreateArgs, backend: GitHubBackend, ctx: Cont
     return _summary(pull)
 
 
+@tool(read_only=False, destructive=False, idempotent=False)
 async def github_pr_review(args: PrReviewArgs, backend: GitHubBackend, ctx: Context) -> ReviewResult:
     """Submit a review on a pull request: COMMENT, APPROVE or REQUEST_CHANGES."""
     body: dict[str, Any] = {"event": args.event}
@@ -334,6 +338,7 @@ async def github_pr_review(args: PrReviewArgs, backend: GitHubBackend, ctx: Cont
     )
 
 
+@tool(read_only=False, destructive=False, idempotent=True)
 async def github_pr_merge(args: PrMergeArgs, backend: GitHubBackend, ctx: Context) -> MergeResult:
     """Merge a pull request (merge, squash or rebase), only if its head is still expected_head_sha."""
     what = f"pull request #{args.number} in {args.full_name}"

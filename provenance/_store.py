@@ -48,7 +48,7 @@ from typing import Any, Literal
 import orjson
 
 from provenance._redact import canonical_json
-from provenance._segments import recover_torn_tails, segment_name
+from provenance._segments import recover_torn_tails, segment_name, unfinished_name
 from provenance._span import mark_unrecorded
 
 __all__ = ["SCHEMA_VERSION", "FsyncPolicy", "OnFailure", "RecordError", "SpanStore"]
@@ -242,6 +242,7 @@ class SpanStore:
         self._fatal = False
         self._closed = False
         self._syncer = _Syncer(self, fsync_interval) if fsync == "batch" else None
+        self._recovery: threading.Thread | None = None
         self._fsync_fn = fsync_fn
         # Group commit (fsync "always"): one waiter at a time flushes everything written so far.
         self._durable = threading.Condition(threading.Lock())
@@ -354,6 +355,8 @@ class SpanStore:
         self._flush()
 
     def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.join()
         if self._syncer is not None and self._syncer.is_alive():
             self._syncer.stop()
             self._syncer.join(timeout=5)
@@ -426,12 +429,24 @@ class SpanStore:
         self._prev = "sha256:" + hashlib.sha256(line).hexdigest()
 
     def _start(self) -> None:
-        """Open the first segment lazily: a probe process that records nothing leaves no chain."""
+        """Open the first segment lazily: a probe process that records nothing leaves no chain.
+
+        What writers that are gone left behind is repaired beside it in a thread: the first call never
+        waits for it (``close`` does).
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        recover_torn_tails(self.directory)
         self._open_segment()
+        if self._recovery is None:
+            self._recovery = threading.Thread(target=self._recover_others, name="mcp-ledger-recovery", daemon=True)
+            self._recovery.start()
         if self._syncer is not None and not self._syncer.is_alive():
             self._syncer.start()
+
+    def _recover_others(self) -> None:
+        try:
+            recover_torn_tails(self.directory)
+        except OSError as exc:
+            logger.warning("could not repair what crashed writers left in %s: %s", self.directory, _describe(exc))
 
     def _rotate(self) -> None:
         old, old_index = self._open, self._segment_index
@@ -440,10 +455,14 @@ class SpanStore:
             self._retire(old, old_index)
 
     def _open_segment(self) -> None:
+        """Create the next segment. It is locked and given its header under a temporary name, then
+        renamed into place: no crash leaves a segment without a header, or one that nobody holds."""
         index = self._segment_index + 1
         path = self.directory / segment_name(self.chain, index)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        unfinished = self.directory / unfinished_name(self.chain, index)
+        fd = os.open(unfinished, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         segment = _OpenSegment(fd)
+        saved = (self._open, self._segment_lines, self._seq, self._prev)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             header = {
@@ -453,19 +472,16 @@ class SpanStore:
                 "created_ns": str(time.time_ns()),
                 "writer": self._writer,
             }
-            previous_lines = self._segment_lines
             self._segment_lines = 0
-            try:
-                self._put(segment, self._stamp(header))
-            except OSError:
-                self._segment_lines = previous_lines
-                raise
+            self._put(segment, self._stamp(header))
+            os.rename(unfinished, path)
             self._open = segment
         except OSError:
+            self._open, self._segment_lines, self._seq, self._prev = saved
             if segment.map is not None:
                 segment.map.close()
             os.close(fd)
-            path.unlink(missing_ok=True)
+            unfinished.unlink(missing_ok=True)
             raise
         self._segment_index = index
 

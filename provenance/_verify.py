@@ -2,6 +2,12 @@
 
 A hash chain catches edits, deletions, insertions and reordering anywhere inside a chain. It cannot
 see a cut-off tail by itself (that needs a checkpoint kept elsewhere).
+
+What a crash leaves is not a break: a writer killed while copying a line in leaves that line
+unfinished (no newline) at the end of its last segment, and after a power loss a last segment can
+hold no line at all. The chain then ends at its last whole line; the report notes the leftover
+(``unfinished``) and ``recover_torn_tails`` (the next writer, or ``verify --recover``) sets it aside.
+The same bytes anywhere else are damage.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import orjson
 
 from provenance._segments import Segment, list_chains, segment_is_live
 
-__all__ = ["ChainFailure", "ChainReport", "VerifyReport", "verify"]
+__all__ = ["ChainFailure", "ChainReport", "UnfinishedTail", "VerifyReport", "verify"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,19 @@ class ChainFailure:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class UnfinishedTail:
+    """What a writer that is gone left after its chain's last whole line: not part of the chain."""
+
+    file: str
+    line: int
+    bytes: int
+
+    def __str__(self) -> str:
+        what = f"an unfinished line ({self.bytes} bytes)" if self.bytes else "no line (a segment being created)"
+        return f"{self.file}:{self.line}: {what} left by a writer that crashed"
+
+
 @dataclass
 class ChainReport:
     chain: str
@@ -37,6 +56,7 @@ class ChainReport:
     spans: int = 0
     live: bool = False
     failure: ChainFailure | None = None
+    unfinished: UnfinishedTail | None = None
 
     @property
     def ok(self) -> bool:
@@ -61,6 +81,10 @@ class VerifyReport:
     def failures(self) -> list[ChainFailure]:
         return [chain.failure for chain in self.chains if chain.failure is not None]
 
+    @property
+    def unfinished(self) -> list[UnfinishedTail]:
+        return [chain.unfinished for chain in self.chains if chain.unfinished is not None]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -69,6 +93,7 @@ class VerifyReport:
             "spans": self.spans,
             "lines": sum(chain.lines for chain in self.chains),
             "failures": [asdict(failure) for failure in self.failures],
+            "unfinished": [asdict(tail) for tail in self.unfinished],
             "torn_files": self.torn_files,
         }
 
@@ -122,6 +147,7 @@ class _SegmentScan:
     last_seq: int = -1
     last_digest: str | None = None
     tail_line: int | None = None  # line number of an unterminated last line
+    tail_bytes: int = 0  # its length
 
 
 def _scan_job(job: tuple[str, str, int]) -> _SegmentScan:
@@ -138,6 +164,7 @@ def _scan_segment(data: bytes, chain: str, index: int) -> _SegmentScan:
     scan = _SegmentScan(size=len(data))
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the segment ends with a newline
+    scan.tail_bytes = len(tail)
     if not lines:
         if tail:
             scan.tail_line = 1
@@ -219,6 +246,13 @@ def _stitch(chain: str, segments: list[Segment], scans: dict[Path, _SegmentScan]
             return report
         scan = scans[segment.path]
         last = position == len(segments) - 1
+        if last:
+            report.live = segment_is_live(segment.path)
+        if not scan.has_first_line and scan.line1_failure is None and last:
+            # No whole line: a live writer's segment still being created, or a crash's leftover.
+            if not report.live:
+                report.unfinished = UnfinishedTail(name, 1, scan.tail_bytes)
+            return report
         if scan.size == 0:
             report.failure = ChainFailure(name, 1, "segment is empty (no header line)")
             return report
@@ -248,11 +282,12 @@ def _stitch(chain: str, segments: list[Segment], scans: dict[Path, _SegmentScan]
         report.spans += scan.spans
         if scan.lines:
             expected_seq, prev = scan.last_seq + 1, scan.last_digest
-        if scan.tail_line is not None and not (last and segment_is_live(segment.path)):
-            report.failure = ChainFailure(
-                name, scan.tail_line, "torn last line (no newline): run `mcp-ledger verify --recover` to set it aside"
-            )
-            return report
-        if last:
-            report.live = segment_is_live(segment.path)
+        if scan.tail_line is not None:
+            if not last:
+                report.failure = ChainFailure(
+                    name, scan.tail_line, "unfinished line (no newline) before the end of the chain"
+                )
+                return report
+            if not report.live:
+                report.unfinished = UnfinishedTail(name, scan.tail_line, scan.tail_bytes)
     return report

@@ -204,7 +204,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     if args.recover:
         for path in provenance.recover_torn_tails(directory):
-            print(f"set aside a torn last line of {path.name}", file=sys.stderr)
+            print(f"repaired what a crashed writer left in {path.name}", file=sys.stderr)
     report = provenance.verify(directory, workers=args.workers)
     if args.json:
         _print_json(report.as_dict())
@@ -213,6 +213,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             state = "ok" if chain.ok else f"BROKEN at {chain.failure}"
             live = " (live)" if chain.live else ""
             print(f"{chain.chain}{live}: {chain.segments} segment(s), {chain.spans} spans: {state}")
+        for tail in report.unfinished:
+            print(f"note: {tail}; `mcp-ledger verify --recover` sets it aside")
         for torn in report.torn_files:
             print(f"note: {torn} holds a torn line set aside from a crashed writer")
         verdict = "verified" if report.ok else "FAILED"
@@ -323,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = reader("verify", "verify every hash chain in the ledger (exit 0 only when all are intact)")
     verify.add_argument("--json", action="store_true", help="JSON output")
     verify.add_argument(
-        "--recover", action="store_true", help="first set aside torn last lines left by crashed writers"
+        "--recover", action="store_true", help="first repair what crashed writers left (torn lines, reserved space)"
     )
     verify.add_argument(
         "--workers", type=int, default=None, help="processes to verify segments in (default: all cores for big ledgers)"

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import provenance
 from provenance import _store as store_module
 from provenance._store import line_digest
+from provenance._verify import UnfinishedTail
 
 
 def synthetic_span(
@@ -153,13 +154,49 @@ def test_torn_last_line_is_set_aside_and_chain_ends_at_last_good_line(tmp_path: 
     good = path.read_bytes()
     with open(path, "ab") as f:
         f.write(b'{"attributes":{"gen_ai.tool.name":"half-writ')
-    assert not provenance.verify(tmp_path).ok
+    # What a crash leaves is no break: the chain ends at its last whole line, and the leftover is noted.
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.spans == 3
+    assert report.unfinished == [UnfinishedTail(path.name, 5, 44)]
     # The next writer to open the directory repairs what a dead writer left behind.
     write_chain(tmp_path, 1).close()
     assert path.read_bytes() == good
     assert path.with_name(path.name + ".torn").read_bytes().startswith(b'{"attributes"')
     report = provenance.verify(tmp_path)
     assert report.ok and report.torn_files == [path.name + ".torn"] and len(report.chains) == 2
+    assert not report.unfinished
+
+
+def test_an_unfinished_line_before_the_end_of_a_chain_is_a_break(tmp_path: Path) -> None:
+    write_chain(tmp_path, 60, segment_bytes=4096).close()
+    middle = segment_files(tmp_path)[1]
+    with open(middle, "ab") as f:
+        f.write(b'{"attributes":{"gen_ai.tool.name":"half-writ')
+    report = provenance.verify(tmp_path)
+    assert not report.ok and report.failures[0].file == middle.name and "no newline" in report.failures[0].reason
+
+
+def test_a_last_segment_a_power_loss_left_without_a_line_is_noted_then_removed(tmp_path: Path) -> None:
+    write_chain(tmp_path, 60, segment_bytes=4096).close()
+    files = segment_files(tmp_path)
+    files[-1].write_bytes(b"\x00" * 8192)  # renamed into place, but its data never reached the disk
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.unfinished == [UnfinishedTail(files[-1].name, 1, 0)]
+    assert provenance.recover_torn_tails(tmp_path) == [files[-1]]
+    assert not files[-1].exists()
+    report = provenance.verify(tmp_path)
+    assert report.ok and not report.unfinished and report.chains[0].segments == len(files) - 1
+
+
+def test_a_garbage_last_line_is_still_a_break_until_it_is_set_aside(tmp_path: Path) -> None:
+    write_chain(tmp_path, 3).close()
+    (path,) = segment_files(tmp_path)
+    with open(path, "ab") as f:
+        f.write(b"not json\n")  # a whole line: an edit, or a power loss; never a kill
+    report = provenance.verify(tmp_path)
+    assert not report.ok and report.failures[0].line == 5
+    assert provenance.recover_torn_tails(tmp_path) == [path]
+    assert provenance.verify(tmp_path).ok
 
 
 def test_garbage_last_line_with_a_newline_counts_as_torn(tmp_path: Path) -> None:
@@ -269,7 +306,8 @@ def test_a_line_cut_off_mid_copy_is_set_aside_without_the_zero_tail(tmp_path: Pa
     good = path.read_bytes()
     with open(path, "ab") as f:
         f.write(b'{"attributes":{"gen_ai.to' + b"\x00" * 5000)  # a writer killed while copying a line in
-    assert not provenance.verify(tmp_path).ok
+    report = provenance.verify(tmp_path)
+    assert report.ok and report.unfinished == [UnfinishedTail(path.name, 5, 25)]
     assert provenance.recover_torn_tails(tmp_path) == [path]
     assert path.read_bytes() == good
     assert path.with_name(path.name + ".torn").read_bytes() == b'{"attributes":{"gen_ai.to'

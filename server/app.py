@@ -75,7 +75,7 @@ def create_app(
     for listing in listings:
         chosen = (group_settings or {}).get(listing.name) or listing.settings()
         environment = GroupEnvironment(settings=chosen, ledger_dir=ledger_dir)
-        runtimes[listing.name] = GroupRuntime(listing.name, environment, listing.resolve, loaded=listing.loaded)
+        runtimes[listing.name] = GroupRuntime(listing.name, environment, listing.resolve)
     preloading = _preloading(settings.preload, runtimes, {spec.group for spec in selected})
 
     store = provenance.SpanStore(
@@ -145,7 +145,6 @@ class _Listing:
     settings: type[GroupSettings]
     tools: list[ToolEntry]
     resolve: Callable[[], ToolGroup[Any]]
-    loaded: ToolGroup[Any] | None = None
 
 
 def _listings(groups: list[ToolGroup[Any]] | None) -> list[_Listing]:
@@ -168,8 +167,11 @@ def _listings(groups: list[ToolGroup[Any]] | None) -> list[_Listing]:
             group.name,
             group.settings,
             [ToolEntry.from_spec(spec) for spec in group.tools],
-            functools.partial(load_group, group.name),
-            loaded=group,
+            functools.partial(_same, group),
         )
         for group in loaded
     ]
+
+
+def _same(group: ToolGroup[Any]) -> ToolGroup[Any]:
+    return group

@@ -281,7 +281,13 @@ def _add_query_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="ISO-8601 time or an age")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; the groups' flags are added only when ``argv`` runs ``serve`` (reading them imports
+    every group's package, which no other command needs)."""
     parser = argparse.ArgumentParser(
         prog="mcp-ledger", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -293,12 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the MCP server. Every flag has an environment twin, shown in brackets.",
     )
     add_model_arguments(serve, ServerSettings)
-    from tools import group_headers
+    if _command(argv) == "serve":
+        from tools import group_headers
 
-    for header in group_headers():
-        if header.settings.model_fields:
-            section = serve.add_argument_group(f"{header.name} tools")
-            add_model_arguments(section, header.settings, prefix=f"{header.name}_")  # type: ignore[arg-type]
+        for header in group_headers():
+            if header.settings.model_fields:
+                section = serve.add_argument_group(f"{header.name} tools")
+                add_model_arguments(section, header.settings, prefix=f"{header.name}_")  # type: ignore[arg-type]
     serve.set_defaults(func=cmd_serve)
 
     def reader(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -351,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -9,6 +9,7 @@ of starting a second one.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -53,14 +54,12 @@ class GroupRuntime:
         name: str,
         environment: GroupEnvironment[Any],
         resolve: Callable[[], ToolGroup[Any]],
-        *,
-        loaded: ToolGroup[Any] | None = None,
     ) -> None:
-        """``resolve`` imports the group (run in a worker thread); ``loaded`` is a group already in hand."""
+        """``resolve`` imports the group; it runs in a worker thread on first use."""
         self.name = name
         self.environment = environment
         self._resolve = resolve
-        self._group = loaded
+        self._group: ToolGroup[Any] | None = None
         self._held: _Held | None = None
         self._load_lock = anyio.Lock()
         self._connect_lock = anyio.Lock()
@@ -69,9 +68,15 @@ class GroupRuntime:
         if self._group is None:
             async with self._load_lock:
                 if self._group is None:
-                    # An import blocks; in a worker thread it does not hold up other requests.
-                    self._group = await anyio.to_thread.run_sync(self._resolve)
+                    # Imports block; in a worker thread they do not hold up other requests.
+                    self._group = await anyio.to_thread.run_sync(self._load)
         return self._group
+
+    def _load(self) -> ToolGroup[Any]:
+        group = self._resolve()
+        for module in group.requires:
+            importlib.import_module(module)  # ModuleNotFoundError: the extra is not installed
+        return group
 
     async def spec(self, name: str) -> ToolSpec:
         for spec in (await self.group()).tools:

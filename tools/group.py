@@ -36,7 +36,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tools._targets import TargetClients, TargetSource
-from tools._worker import Abandoned, WorkerCall, run_in_worker
+from tools._worker import Abandoned, WorkerCall, abandoned_workers, run_in_worker
 
 __all__ = [
     "Abandoned",
@@ -58,6 +58,7 @@ __all__ = [
     "ToolSpec",
     "UpstreamError",
     "WorkerCall",
+    "abandoned_workers",
     "run_in_worker",
     "tool",
 ]
@@ -246,6 +247,9 @@ class ToolGroup(Generic[BackendT]):
     description: str
     settings: type[GroupSettings] = NoSettings
     connect: Callable[[GroupEnvironment[Any]], Awaitable[BackendT]] | None = None
+    # Third-party modules the group needs (its extra, ``mcp-ledger[<name>]``): imported, in a worker
+    # thread, when the group first loads, so that a missing one is reported as such.
+    requires: tuple[str, ...] = ()
     tools: list[ToolSpec] = field(default_factory=list)
 
     def add(self, fn: Callable[..., Awaitable[Any]]) -> None:

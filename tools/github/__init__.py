@@ -49,7 +49,11 @@ def register() -> ToolGroup[GitHubBackend]:
     from tools.github import actions, issues, pulls
 
     group = ToolGroup(
-        "github", "GitHub Actions runs and logs, pull requests and issues", settings=GitHubSettings, connect=connect
+        "github",
+        "GitHub Actions runs and logs, pull requests and issues",
+        settings=GitHubSettings,
+        connect=connect,
+        requires=("githubkit",),
     )
     for module in (actions, pulls, issues):
         group.add_module(module)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.docker._engine import DEFAULT_SOCKET, EngineAddress, _client_url, resolve_address
+from tools.docker._backend import DEFAULT_SOCKET, EngineAddress, _client_url, resolve_address
 from tools.group import NotConfigured
 
 

@@ -8,11 +8,14 @@ Container environment values and secret-like labels are redacted in results; key
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from tools.group import GroupSettings, ToolGroup
+
+if TYPE_CHECKING:
+    from tools.docker._backend import DockerEngine
 
 __all__ = ["SETTINGS", "DockerSettings", "register"]
 
@@ -36,8 +39,17 @@ class DockerSettings(GroupSettings):
 SETTINGS = DockerSettings
 
 
-def register() -> ToolGroup[Any]:
-    # The tool module (models and functions) loads here, on first use, not when settings are read.
-    from tools.docker import _tools
+def register() -> ToolGroup[DockerEngine]:
+    # The tool modules (models and functions) load here, on first use, not when settings are read.
+    from tools.docker import _backend, containers, images, system
 
-    return _tools.register()
+    group = ToolGroup(
+        "docker",
+        "Containers and images on a Docker engine: inspect, logs, stats, start/stop/restart, pull, run, remove",
+        settings=DockerSettings,
+        connect=_backend.connect,
+        requires=("aiodocker",),
+    )
+    for module in (system, containers, images):
+        group.add_module(module)
+    return group

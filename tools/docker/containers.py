@@ -1,4 +1,8 @@
-"""The docker toolset: models, then tool functions, then ``register()`` (see ``tools.docker``)."""
+"""Docker containers: list, inspect, logs, stats; start, stop, restart, run, remove.
+
+Container environment values never leave the server: results show names only, and engine errors
+that quote a value (runc quotes a bad KEY=VALUE whole) are scrubbed before they reach the agent.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import datetime as dt
 import json
 import math
 import re
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,51 +21,17 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator
 
 import provenance
-from tools.docker import DockerSettings
+from tools.docker._backend import DockerEngine, NotFound
 from tools.docker._binds import check_mounted_binds, resolve_binds
-from tools.docker._engine import DockerEngine, NotFound, connect
-from tools.group import InvalidArguments, ToolArgs, ToolFailure, ToolGroup, ToolModel, UpstreamError, tool
-
-__all__ = ["register"]
-
+from tools.docker._presentation import LABELS_NOTE, Cursor, Limit, cut, iso_time, keyset_page, shown_env, shown_labels
+from tools.group import InvalidArguments, ToolArgs, ToolFailure, ToolModel, UpstreamError, tool
 
 ContainerRef = Field(description="Container id, unique id prefix, or name", min_length=1, max_length=256)
-ImageRef = Field(description="Image reference (name[:tag], name@sha256:…) or image id", min_length=1, max_length=512)
-LABELS_NOTE = "Secret-like values redacted; at most 64, values over 1024 characters cut (ending in …)"
-Limit = Field(default=50, ge=1, le=200, description="Page size")
-Cursor = Field(default=None, max_length=256, description="next_cursor from the previous page")
 TimeArg = Field(
     default=None,
     max_length=64,
     description="ISO-8601 time (no offset = UTC), a Unix timestamp, or an age such as 30s, 15m, 2h, 7d",
 )
-
-
-class EngineFacts(ToolModel):
-    engine_version: str
-    api_version: str
-
-
-class SystemInfoArgs(ToolArgs):
-    pass
-
-
-class SystemInfo(ToolModel):
-    engine: EngineFacts
-    address: str = Field(description="The engine address and where it came from")
-    os: str
-    kernel_version: str
-    operating_system: str
-    architecture: str
-    cpus: int
-    memory_bytes: int
-    storage_driver: str
-    containers: int
-    containers_running: int
-    containers_paused: int
-    containers_stopped: int
-    images: int
-    warnings: list[str]
 
 
 ContainerStatus = Literal["created", "restarting", "running", "removing", "paused", "exited", "dead"]
@@ -216,57 +185,6 @@ class ContainerStats(ToolModel):
     pids: int
 
 
-class ImageListArgs(ToolArgs):
-    reference: str | None = Field(
-        default=None, max_length=512, description="Only images matching name[:tag] (globs ok)"
-    )
-    label: list[str] = Field(
-        default_factory=list, max_length=16, description="Only with these labels: key or key=value"
-    )
-    dangling: bool | None = Field(default=None, description="Only untagged (true) or tagged (false) images")
-    limit: int = Limit
-    cursor: str | None = Cursor
-
-
-class ImageSummary(ToolModel):
-    id: str
-    repo_tags: list[str] = Field(description="At most 64")
-    repo_digests: list[str] = Field(description="At most 64")
-    created: str
-    size_bytes: int
-    containers: int = Field(description="Containers using the image; -1 when the engine did not count")
-    labels: dict[str, str] = Field(description=LABELS_NOTE)
-
-
-class ImageList(ToolModel):
-    images: list[ImageSummary] = Field(description="Newest first")
-    total: int
-    next_cursor: str | None
-
-
-class ImageArgs(ToolArgs):
-    image: str = ImageRef
-
-
-class ImageDetails(ToolModel):
-    id: str
-    repo_tags: list[str] = Field(description="At most 64")
-    repo_digests: list[str] = Field(description="At most 64")
-    created: str
-    size_bytes: int
-    architecture: str
-    os: str
-    author: str
-    command: list[str]
-    entrypoint: list[str]
-    env: list[str] = Field(description="KEY=[REDACTED]: names kept, values redacted (at most 256)")
-    labels: dict[str, str] = Field(description=LABELS_NOTE)
-    working_dir: str
-    user: str
-    exposed_ports: list[str] = Field(description="At most 64")
-    layers: list[str] = Field(description="At most 256")
-
-
 class ContainerStopArgs(ToolArgs):
     container: str = ContainerRef
     timeout_seconds: int = Field(default=10, ge=0, le=300, description="Seconds to wait before killing the container")
@@ -277,21 +195,6 @@ class ContainerChange(ToolModel):
     name: str
     changed: bool = Field(description="False when the container already was in the wanted state")
     state: ContainerState
-
-
-class ImagePullArgs(ToolArgs):
-    image: str = Field(
-        description="name[:tag] or name@sha256:… (tag latest when neither)", min_length=1, max_length=512
-    )
-    platform: str | None = Field(default=None, max_length=64, description="os[/arch[/variant]], e.g. linux/amd64")
-
-
-class ImagePull(ToolModel):
-    image: str
-    image_id: str
-    repo_digest: str | None
-    status: str = Field(description="The engine's last status, e.g. 'Downloaded newer image for …'")
-    layers: int = Field(description="Layers the engine reported")
 
 
 class ContainerRunArgs(ToolArgs):
@@ -353,26 +256,8 @@ class ContainerRemoval(ToolModel):
     removed: bool
 
 
-class ImageRemoveArgs(ToolArgs):
-    image: str = ImageRef
-    force: bool = Field(default=False, description="Remove even if stopped containers use it or it has other tags")
-
-
-class ImageRemoval(ToolModel):
-    image_id: str
-    untagged: list[str]
-    deleted: list[str]
-
-
-def _iso(value: Any) -> str:
-    """Engine timestamps are Unix seconds in lists and RFC 3339 (nanoseconds) in inspect bodies."""
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat().replace("+00:00", "Z")
-    return str(value or "")
-
-
 def _optional_time(value: Any) -> str | None:
-    text = _iso(value)
+    text = iso_time(value)
     return None if not text or text.startswith("0001-01-01") else text
 
 
@@ -412,21 +297,6 @@ def _rfc3339_ns(value: Any) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp()) * 1_000_000_000 + int((digits + "000000000")[:9])
-
-
-def _cut(value: Any, limit: int) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _labels(labels: Any) -> dict[str, str]:
-    """Secret-like labels (by key or by value shape) are redacted, the keys kept; bounded (LABELS_NOTE)."""
-    redacted, _ = provenance.redact_payload(dict(labels or {}))
-    return {_cut(k, 256): _cut(v, 1024) for k, v in sorted(redacted.items())[:64]}
-
-
-def _env(env: Any) -> list[str]:
-    return [_cut(item, 1024) for item in provenance.redact_env_values(list(env or []))[:256]]
 
 
 _GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
@@ -514,26 +384,6 @@ def _status_age(status: str) -> tuple[float, float]:
     return (n * hours - rounding) * _HOUR, (n + 1) * hours * _HOUR
 
 
-def _page(items: list[Any], key: str, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
-    """Keyset paging over items already in their stable order; the cursor is the last key shown."""
-    start = 0
-    if cursor is not None:
-        keys = [item[key] for item in items]
-        if cursor not in keys:
-            raise InvalidArguments("cursor: not from this listing (the object is gone); list again without a cursor")
-        start = keys.index(cursor) + 1
-    page = items[start : start + limit]
-    more = start + limit < len(items)
-    return page, (page[-1][key] if more and page else None)
-
-
-async def _annotate_engine(engine: DockerEngine) -> EngineFacts:
-    version = await engine.version()
-    facts = EngineFacts(engine_version=str(version.get("Version", "")), api_version=str(version.get("ApiVersion", "")))
-    provenance.annotate(engine_version=facts.engine_version, api_version=facts.api_version)
-    return facts
-
-
 def _container_state(raw: dict[str, Any]) -> ContainerState:
     state = raw.get("State") or {}
     health = state.get("Health") or {}
@@ -546,7 +396,7 @@ def _container_state(raw: dict[str, Any]) -> ContainerState:
         dead=bool(state.get("Dead")),
         pid=int(state.get("Pid") or 0),
         exit_code=int(state.get("ExitCode") or 0),
-        error=_cut(_scrub_env(str(state.get("Error") or ""), (raw.get("Config") or {}).get("Env")), 2000),
+        error=cut(_scrub_env(str(state.get("Error") or ""), (raw.get("Config") or {}).get("Env")), 2000),
         started_at=_optional_time(state.get("StartedAt")),
         finished_at=_optional_time(state.get("FinishedAt")),
         health=health.get("Status"),
@@ -565,36 +415,12 @@ async def _inspect(engine: DockerEngine, ref: str) -> dict[str, Any]:
 
 
 @tool(read_only=True, destructive=False, idempotent=True, open_world=False)
-async def docker_system_info(args: SystemInfoArgs, engine: DockerEngine, ctx: Context) -> SystemInfo:
-    """Engine and API version, host OS, CPUs and memory, and container/image counts of the Docker engine."""
-    facts = await _annotate_engine(engine)
-    info = await engine.info()
-    return SystemInfo(
-        engine=facts,
-        address=engine.address.shown,
-        os=str(info.get("OSType", "")),
-        kernel_version=str(info.get("KernelVersion", "")),
-        operating_system=str(info.get("OperatingSystem", "")),
-        architecture=str(info.get("Architecture", "")),
-        cpus=int(info.get("NCPU") or 0),
-        memory_bytes=int(info.get("MemTotal") or 0),
-        storage_driver=str(info.get("Driver", "")),
-        containers=int(info.get("Containers") or 0),
-        containers_running=int(info.get("ContainersRunning") or 0),
-        containers_paused=int(info.get("ContainersPaused") or 0),
-        containers_stopped=int(info.get("ContainersStopped") or 0),
-        images=int(info.get("Images") or 0),
-        warnings=[str(w) for w in info.get("Warnings") or []][:20],
-    )
-
-
-@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_container_list(args: ContainerListArgs, engine: DockerEngine, ctx: Context) -> ContainerList:
     """List containers, newest first: running only by default, or all; filter by name, label, status, image.
 
     failed_only and exited_since find recent failures; stopped containers show exit_code and finished_at.
     Paginated: pass next_cursor as cursor for the next page."""
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     since_ns = _time_ns(args.exited_since, "exited_since") if args.exited_since else None
     filters: dict[str, list[str]] = {}
     if args.name:
@@ -613,7 +439,7 @@ async def docker_container_list(args: ContainerListArgs, engine: DockerEngine, c
     if since_ns is not None:
         raw = await _stopped_since(engine, raw, since_ns, inspected)
     raw.sort(key=lambda c: (-int(c.get("Created") or 0), str(c.get("Id"))))
-    page, next_cursor = _page(raw, "Id", args.limit, args.cursor)
+    page, next_cursor = keyset_page(raw, "Id", args.limit, args.cursor)
     stopped = [str(c["Id"]) for c in page if c.get("State") in _STOPPED_STATES and c["Id"] not in inspected]
     await _inspect_each(engine, stopped, inspected)
     containers = [_summary(c, inspected.get(str(c.get("Id")))) for c in page]
@@ -636,18 +462,20 @@ def _summary(listed: dict[str, Any], inspected: dict[str, Any] | None) -> Contai
         name=str((listed.get("Names") or [""])[0]).lstrip("/"),
         image=str(listed.get("Image", "")),
         image_id=str(listed.get("ImageID", "")),
-        command=_cut(listed.get("Command", ""), 512),
-        created=_iso(listed.get("Created")),
+        command=cut(listed.get("Command", ""), 512),
+        created=iso_time(listed.get("Created")),
         state=str(listed.get("State", "")),
         status=status,
         exit_code=exit_code,
         finished_at=_optional_time(state.get("FinishedAt")) if state else None,
-        labels=_labels(listed.get("Labels")),
+        labels=shown_labels(listed.get("Labels")),
     )
 
 
 _INSPECT_AT_ONCE = 16
 _MOST_INSPECTED = 1000
+
+
 # The engine's clock and ours may differ: the status text decides only clear cases, beyond this margin.
 _CLOCK_MARGIN_SECONDS = 60.0
 
@@ -708,7 +536,7 @@ async def _inspect_each(engine: DockerEngine, container_ids: list[str], into: di
 async def docker_container_inspect(args: ContainerArgs, engine: DockerEngine, ctx: Context) -> ContainerDetails:
     """Details of one container: state and exit code, command, image, env names (values redacted), labels,
     network, limits and mounts."""
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     raw = await _inspect(engine, args.container)
     config = raw.get("Config") or {}
     host = raw.get("HostConfig") or {}
@@ -720,13 +548,13 @@ async def docker_container_inspect(args: ContainerArgs, engine: DockerEngine, ct
         name=_name(raw),
         image=str(config.get("Image", "")),
         image_id=str(raw.get("Image", "")),
-        created=_iso(raw.get("Created")),
+        created=iso_time(raw.get("Created")),
         state=_container_state(raw),
         restart_count=int(raw.get("RestartCount") or 0),
-        command=[_cut(a, 4096) for a in config.get("Cmd") or []][:256],
-        entrypoint=[_cut(a, 4096) for a in config.get("Entrypoint") or []][:64],
-        env=_env(config.get("Env")),
-        labels=_labels(config.get("Labels")),
+        command=[cut(a, 4096) for a in config.get("Cmd") or []][:256],
+        entrypoint=[cut(a, 4096) for a in config.get("Entrypoint") or []][:64],
+        env=shown_env(config.get("Env")),
+        labels=shown_labels(config.get("Labels")),
         working_dir=str(config.get("WorkingDir", "")),
         user=str(config.get("User", "")),
         tty=bool(config.get("Tty")),
@@ -842,7 +670,7 @@ async def docker_container_logs(args: ContainerLogsArgs, engine: DockerEngine, c
     The container's own environment values are replaced by [REDACTED] wherever it prints them."""
     if not (args.stdout or args.stderr):
         raise InvalidArguments("stdout, stderr: at least one of them must be true")
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     raw = await _inspect(engine, args.container)
     lines, truncated, note = await _read_logs(
         engine,
@@ -870,7 +698,7 @@ def _sum_blkio(stats: dict[str, Any], op: str) -> int:
 @tool(read_only=True, destructive=False, idempotent=True, open_world=False)
 async def docker_container_stats(args: ContainerStatsArgs, engine: DockerEngine, ctx: Context) -> ContainerStats:
     """One resource snapshot of a container: CPU %, memory use and limit, network and block I/O, pids."""
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     raw = await _inspect(engine, args.container)
     stats = await engine.container_stats(str(raw["Id"]))
     cpu, pre = stats.get("cpu_stats") or {}, stats.get("precpu_stats") or {}
@@ -905,64 +733,6 @@ async def docker_container_stats(args: ContainerStatsArgs, engine: DockerEngine,
     )
 
 
-@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
-async def docker_image_list(args: ImageListArgs, engine: DockerEngine, ctx: Context) -> ImageList:
-    """List local images, newest first, filtered by reference, label or dangling. Paginated."""
-    await _annotate_engine(engine)
-    filters: dict[str, list[str]] = {}
-    if args.reference:
-        filters["reference"] = [args.reference]
-    if args.label:
-        filters["label"] = list(args.label)
-    if args.dangling is not None:
-        filters["dangling"] = ["true" if args.dangling else "false"]
-    raw = await engine.list_images(all_=False, filters=filters)
-    raw.sort(key=lambda i: (-int(i.get("Created") or 0), str(i.get("Id"))))
-    page, next_cursor = _page(raw, "Id", args.limit, args.cursor)
-    images = [
-        ImageSummary(
-            id=str(i.get("Id", "")),
-            repo_tags=[t for t in i.get("RepoTags") or [] if t != "<none>:<none>"][:64],
-            repo_digests=[d for d in i.get("RepoDigests") or [] if d != "<none>@<none>"][:64],
-            created=_iso(i.get("Created")),
-            size_bytes=int(i.get("Size") or 0),
-            containers=int(i.get("Containers", -1)),
-            labels=_labels(i.get("Labels")),
-        )
-        for i in page
-    ]
-    provenance.annotate(image_ids=[i.id for i in images])
-    return ImageList(images=images, total=len(raw), next_cursor=next_cursor)
-
-
-@tool(read_only=True, destructive=False, idempotent=True, open_world=False)
-async def docker_image_inspect(args: ImageArgs, engine: DockerEngine, ctx: Context) -> ImageDetails:
-    """Details of one local image: id, tags, digests, platform, command, env names (values redacted), layers."""
-    await _annotate_engine(engine)
-    raw = await engine.inspect_image(args.image)
-    config = raw.get("Config") or {}
-    digests = [str(d) for d in raw.get("RepoDigests") or []]
-    provenance.annotate(image_id=raw.get("Id"), repo_digest=digests[0] if digests else None)
-    return ImageDetails(
-        id=str(raw.get("Id", "")),
-        repo_tags=[str(t) for t in raw.get("RepoTags") or []][:64],
-        repo_digests=digests[:64],
-        created=_iso(raw.get("Created")),
-        size_bytes=int(raw.get("Size") or 0),
-        architecture=str(raw.get("Architecture", "")),
-        os=str(raw.get("Os", "")),
-        author=_cut(raw.get("Author", ""), 256),
-        command=[_cut(a, 4096) for a in config.get("Cmd") or []][:256],
-        entrypoint=[_cut(a, 4096) for a in config.get("Entrypoint") or []][:64],
-        env=_env(config.get("Env")),
-        labels=_labels(config.get("Labels")),
-        working_dir=str(config.get("WorkingDir", "")),
-        user=str(config.get("User", "")),
-        exposed_ports=sorted(config.get("ExposedPorts") or {})[:64],
-        layers=[str(layer) for layer in (raw.get("RootFS") or {}).get("Layers") or []][:256],
-    )
-
-
 async def _change(engine: DockerEngine, ref: str, action: Any, wanted_running: bool | None) -> ContainerChange:
     before = await _inspect(engine, ref)
     was_running = bool((before.get("State") or {}).get("Running"))
@@ -980,7 +750,7 @@ async def _change(engine: DockerEngine, ref: str, action: Any, wanted_running: b
 @tool(read_only=False, destructive=False, idempotent=True, open_world=False)
 async def docker_container_start(args: ContainerArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
     """Start a stopped container. Starting a running container changes nothing (changed=false)."""
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     return await _change(engine, args.container, engine.start, wanted_running=True)
 
 
@@ -988,7 +758,7 @@ async def docker_container_start(args: ContainerArgs, engine: DockerEngine, ctx:
 async def docker_container_stop(args: ContainerStopArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
     """Stop a running container (SIGTERM, then SIGKILL after timeout_seconds). Stopping a stopped one changes
     nothing."""
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     return await _change(
         engine, args.container, lambda cid: engine.stop(cid, args.timeout_seconds), wanted_running=False
     )
@@ -998,58 +768,8 @@ async def docker_container_stop(args: ContainerStopArgs, engine: DockerEngine, c
 @tool(read_only=False, destructive=False, idempotent=False, open_world=False)
 async def docker_container_restart(args: ContainerStopArgs, engine: DockerEngine, ctx: Context) -> ContainerChange:
     """Restart a container (stop with timeout_seconds, then start); a stopped container is started."""
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     return await _change(engine, args.container, lambda cid: engine.restart(cid, args.timeout_seconds), None)
-
-
-def _split_reference(image: str) -> tuple[str, str | None]:
-    """``name[:tag]`` -> (name, tag); a digest reference is passed whole; no tag means latest."""
-    if "@" in image:
-        return image, None
-    name, _, tag = image.rpartition(":")
-    if name and "/" not in tag:
-        return name, tag
-    return image, "latest"
-
-
-# open_world: only pull (a registry) and run (the container's own network) reach past the engine.
-@tool(read_only=False, destructive=False, idempotent=True, open_world=True)
-async def docker_image_pull(args: ImagePullArgs, engine: DockerEngine, ctx: Context) -> ImagePull:
-    """Pull an image from its registry, with progress notifications; returns the image id and repo digest."""
-    await _annotate_engine(engine)
-    name, tag = _split_reference(args.image)
-    reference = f"{name}:{tag}" if tag else name
-    # Per layer (downloaded, size) in bytes; extraction is reported by message only, so that progress
-    # never goes back (the extracted size differs from the download size).
-    layers: dict[str, tuple[int, int]] = {}
-    status, reported = "", 0
-    async for event in engine.pull(name, tag, args.platform):
-        status = str(event.get("status") or status)
-        layer = event.get("id")
-        detail = event.get("progressDetail") or {}
-        if layer and not status.startswith("Pulling from"):
-            current, total = layers.get(layer, (0, 0))
-            if status == "Downloading" and detail.get("total"):
-                current, total = int(detail.get("current") or 0), int(detail["total"])
-            elif status in ("Download complete", "Pull complete", "Already exists"):
-                current = total
-            layers[layer] = (current, total)
-        reported = max(reported, sum(c for c, _ in layers.values()))
-        total_bytes = sum(t for _, t in layers.values())
-        message = f"{layer}: {status}" if layer else status
-        await ctx.report_progress(reported, total_bytes or None, message[:200])
-    image = await engine.inspect_image(reference)
-    digests = [str(d) for d in image.get("RepoDigests") or []]
-    repo = name.split("@", 1)[0]
-    digest = next((d for d in digests if d.split("@", 1)[0] == repo), digests[0] if digests else None)
-    provenance.annotate(image_ref=reference, image_id=image.get("Id"), repo_digest=digest)
-    return ImagePull(
-        image=reference,
-        image_id=str(image.get("Id", "")),
-        repo_digest=digest,
-        status=_cut(status, 512),
-        layers=len(layers),
-    )
 
 
 def _refuse_unsafe(args: ContainerRunArgs) -> None:
@@ -1107,7 +827,7 @@ async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx
             raise InvalidArguments("env: names are letters, digits, '_', '.', '-' and do not start with a digit")
         if "\x00" in value:
             raise InvalidArguments("env: values cannot contain a NUL character")
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     with _env_kept_out(args.env):
         # Not detached: we remove it ourselves after reading its output (the engine would race us to it).
         container_id = await engine.create_container(_run_config(args, args.auto_remove and args.detach), args.name)
@@ -1167,33 +887,7 @@ async def docker_container_run(args: ContainerRunArgs, engine: DockerEngine, ctx
 @tool(read_only=False, destructive=True, idempotent=True, open_world=False)
 async def docker_container_remove(args: ContainerRemoveArgs, engine: DockerEngine, ctx: Context) -> ContainerRemoval:
     """Remove a container (force kills a running one first). Cannot be undone."""
-    await _annotate_engine(engine)
+    await engine.annotate_versions()
     raw = await _inspect(engine, args.container)
     await engine.remove_container(str(raw["Id"]), force=args.force, volumes=args.volumes)
     return ContainerRemoval(id=str(raw["Id"]), name=_name(raw), removed=True)
-
-
-@tool(read_only=False, destructive=True, idempotent=True, open_world=False)
-async def docker_image_remove(args: ImageRemoveArgs, engine: DockerEngine, ctx: Context) -> ImageRemoval:
-    """Remove a local image (untag it; delete its layers when nothing else uses them). Cannot be undone."""
-    await _annotate_engine(engine)
-    raw = await engine.inspect_image(args.image)
-    digests = [str(d) for d in raw.get("RepoDigests") or []]
-    provenance.annotate(image_id=raw.get("Id"), repo_digest=digests[0] if digests else None)
-    report = await engine.remove_image(args.image, force=args.force)
-    return ImageRemoval(
-        image_id=str(raw.get("Id", "")),
-        untagged=[str(r["Untagged"]) for r in report if "Untagged" in r],
-        deleted=[str(r["Deleted"]) for r in report if "Deleted" in r],
-    )
-
-
-def register() -> ToolGroup[DockerEngine]:
-    group = ToolGroup(
-        "docker",
-        "Containers and images on a Docker engine: inspect, logs, stats, start/stop/restart, pull, run, remove",
-        settings=DockerSettings,
-        connect=connect,
-    )
-    group.add_module(sys.modules[__name__])
-    return group

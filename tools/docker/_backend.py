@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
+from provenance import annotate
 from tools.docker import DockerSettings
 from tools.group import GroupEnvironment, NotConfigured, UpstreamError
 
@@ -186,6 +187,13 @@ class DockerEngine:
         if self._version is None:
             self._version = await self.call(self.client.version)
         return self._version
+
+    async def annotate_versions(self) -> dict[str, str]:
+        """Record the engine and API versions on the call's span (every docker tool does) and return them."""
+        version = await self.version()
+        facts = {"engine_version": str(version.get("Version", "")), "api_version": str(version.get("ApiVersion", ""))}
+        annotate(**facts)
+        return facts
 
     async def info(self) -> dict[str, Any]:
         return dict(await self.call(self.client.system.info))

@@ -1,0 +1,51 @@
+"""Engine values as agents see them: ISO times, bounded strings, redacted labels and environment, keyset pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import Field
+
+import provenance
+from tools.group import InvalidArguments
+
+__all__ = ["LABELS_NOTE", "Cursor", "Limit", "cut", "iso_time", "keyset_page", "shown_env", "shown_labels"]
+LABELS_NOTE = "Secret-like values redacted; at most 64, values over 1024 characters cut (ending in …)"
+Limit = Field(default=50, ge=1, le=200, description="Page size")
+Cursor = Field(default=None, max_length=256, description="next_cursor from the previous page")
+
+
+def iso_time(value: Any) -> str:
+    """Engine timestamps are Unix seconds in lists and RFC 3339 (nanoseconds) in inspect bodies."""
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat().replace("+00:00", "Z")
+    return str(value or "")
+
+
+def cut(value: Any, limit: int) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown_labels(labels: Any) -> dict[str, str]:
+    """Secret-like labels (by key or by value shape) are redacted, the keys kept; bounded (LABELS_NOTE)."""
+    redacted, _ = provenance.redact_payload(dict(labels or {}))
+    return {cut(k, 256): cut(v, 1024) for k, v in sorted(redacted.items())[:64]}
+
+
+def shown_env(env: Any) -> list[str]:
+    return [cut(item, 1024) for item in provenance.redact_env_values(list(env or []))[:256]]
+
+
+def keyset_page(items: list[Any], key: str, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    """Keyset paging over items already in their stable order; the cursor is the last key shown."""
+    start = 0
+    if cursor is not None:
+        keys = [item[key] for item in items]
+        if cursor not in keys:
+            raise InvalidArguments("cursor: not from this listing (the object is gone); list again without a cursor")
+        start = keys.index(cursor) + 1
+    page = items[start : start + limit]
+    more = start + limit < len(items)
+    return page, (page[-1][key] if more and page else None)

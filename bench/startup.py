@@ -93,7 +93,7 @@ async def _first_call(ledger_dir: Path) -> tuple[float, float]:
 
 def _check_recorded(ledger_dir: Path, ledger: DeadLedger | None) -> None:
     """The call was recorded and, on the big ledger, the dead writers' leftovers were repaired."""
-    report = provenance.verify(ledger_dir) if ledger is None else None
+    report = provenance.Ledger(ledger_dir).verify() if ledger is None else None
     if report is not None and (not report.ok or report.spans != 1):
         raise RuntimeError(f"the empty ledger's run left {report.as_dict()}")
     if ledger is not None:

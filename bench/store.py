@@ -51,6 +51,10 @@ from typing import Any
 import orjson
 
 import provenance
+from provenance._index import open_index, rebuild_index
+from provenance._query import SpanFilter, get_trace, iter_spans, query_spans, span_stats
+from provenance._segments import list_chains
+from provenance._store import FsyncPolicy
 
 __all__ = ["SpanFactory", "main"]
 
@@ -378,7 +382,7 @@ def write_ledger(directory: Path, total: int) -> Ledger:
         errors=factory.errors,
         bytes=sum(f.stat().st_size for f in files),
         segments=len(files),
-        chains=len(provenance.list_chains(directory)),
+        chains=len(list_chains(directory)),
         start_ns=start_ns,
         end_ns=start_ns + LEDGER_DAYS * DAY_NS,
         write_seconds=seconds,
@@ -402,7 +406,7 @@ class AppendResult:
 
 
 def bench_append(
-    workdir: Path, policy: provenance.FsyncPolicy, writers: int, total: int, pool: list[dict[str, Any]]
+    workdir: Path, policy: FsyncPolicy, writers: int, total: int, pool: list[dict[str, Any]]
 ) -> AppendResult:
     """``writers`` threads append ``total`` spans to one store; the clock stops after ``close()``."""
     directory = Path(tempfile.mkdtemp(prefix=f"append-{policy}-{writers}-", dir=workdir))
@@ -448,8 +452,8 @@ class Questions:
     day_until_ns: int
 
     @property
-    def span_filter(self) -> provenance.SpanFilter:
-        return provenance.SpanFilter(tool=self.tool, status="error", since_ns=self.since_ns, until_ns=self.until_ns)
+    def span_filter(self) -> SpanFilter:
+        return SpanFilter(tool=self.tool, status="error", since_ns=self.since_ns, until_ns=self.until_ns)
 
 
 def questions_for(ledger: Ledger) -> Questions:
@@ -502,9 +506,9 @@ def _flatten(roots: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def indexed(directory: Path, q: Questions, runs: int) -> tuple[dict[str, Timing], Answers]:
-    t1, page = _timed(lambda: provenance.query_spans(directory, q.span_filter, limit=20), runs)
-    t2, roots = _timed(lambda: provenance.get_trace(directory, q.trace_id), runs)
-    t3, stats = _timed(lambda: provenance.span_stats(directory, since_ns=q.day_since_ns, until_ns=q.day_until_ns), runs)
+    t1, page = _timed(lambda: query_spans(directory, q.span_filter, limit=20), runs)
+    t2, roots = _timed(lambda: get_trace(directory, q.trace_id), runs)
+    t3, stats = _timed(lambda: span_stats(directory, since_ns=q.day_since_ns, until_ns=q.day_until_ns), runs)
     answers = Answers(
         newest=[s["span_id"] for s in page.spans],
         trace=sorted(s["span_id"] for s in _flatten(roots)),
@@ -541,15 +545,15 @@ def scan_stats(spans: Iterator[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def scanned(directory: Path, q: Questions, runs: int) -> tuple[dict[str, Timing], Answers]:
     def newest() -> list[dict[str, Any]]:
-        hits = [s for s in provenance.iter_spans(directory) if q.span_filter.matches(s)]
+        hits = [s for s in iter_spans(directory) if q.span_filter.matches(s)]
         hits.sort(key=lambda s: (int(s["start_ns"]), s["span_id"]), reverse=True)
         return hits[:20]
 
-    trace_filter = provenance.SpanFilter(trace=q.trace_id)
-    day_filter = provenance.SpanFilter(since_ns=q.day_since_ns, until_ns=q.day_until_ns)
+    trace_filter = SpanFilter(trace=q.trace_id)
+    day_filter = SpanFilter(since_ns=q.day_since_ns, until_ns=q.day_until_ns)
     t1, page = _timed(newest, runs)
-    t2, trace = _timed(lambda: [s for s in provenance.iter_spans(directory) if trace_filter.matches(s)], runs)
-    t3, stats = _timed(lambda: scan_stats(s for s in provenance.iter_spans(directory) if day_filter.matches(s)), runs)
+    t2, trace = _timed(lambda: [s for s in iter_spans(directory) if trace_filter.matches(s)], runs)
+    t3, stats = _timed(lambda: scan_stats(s for s in iter_spans(directory) if day_filter.matches(s)), runs)
     answers = Answers(
         newest=[s["span_id"] for s in page],
         trace=sorted(s["span_id"] for s in trace),
@@ -637,10 +641,11 @@ import json, sys, time
 from pathlib import Path
 import provenance
 directory, workers, runs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+ledger = provenance.Ledger(directory)
 out = []
 for _ in range(runs):
     began = time.perf_counter()
-    report = provenance.verify(directory, workers=workers)
+    report = ledger.verify(workers=workers)
     out.append([time.perf_counter() - began, report.spans, report.ok])
 print(json.dumps(out))
 """
@@ -846,7 +851,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
 
         began = time.perf_counter()
-        indexed_count = provenance.rebuild_index(ledger_dir)
+        indexed_count = rebuild_index(ledger_dir)
         build_s = time.perf_counter() - began
         index_bytes = sum(p.stat().st_size for p in ledger_dir.glob("index.sqlite*"))
         print(f"index build: {build_s:.1f} s", file=sys.stderr)
@@ -876,7 +881,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 store.append(span)
         store.close()
         began = time.perf_counter()
-        caught_up = provenance.open_index(ledger_dir).catch_up()
+        caught_up = open_index(ledger_dir).catch_up()
         catch_up_s = time.perf_counter() - began
 
         cold = bench_cold_start(workdir, args.cold_pairs)

@@ -1,66 +1,29 @@
 """Provenance for MCP tool calls: spans, redaction, the hash-chained store, queries and verification.
 
-Tool groups import only :func:`annotate`. The server uses the rest.
+Tool groups import :func:`annotate`. The server records with :class:`SpanStore` and
+:class:`ProvenanceMiddleware` and reads with :class:`Ledger`, the one reader of a ledger directory
+(query, span, trace, stats, tail, verify) behind the CLI, the MCP resources and the prov tools.
 """
 
 from provenance._annotate import annotate
-from provenance._index import LedgerIndex, open_index, rebuild_index
 from provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts
-from provenance._query import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    QueryError,
-    SpanFilter,
-    SpanPage,
-    get_span,
-    get_trace,
-    iter_spans,
-    parse_limit,
-    parse_time,
-    query_spans,
-    span_stats,
-    tail_spans,
-)
-from provenance._redact import REDACTED, redact_env_values, redact_payload, redact_text
-from provenance._segments import default_ledger_dir, list_chains, recover_torn_tails
-from provenance._span import summarize_span
-from provenance._store import FsyncPolicy, RecordError, SpanStore
-from provenance._verify import ChainFailure, ChainReport, VerifyReport, verify
+from provenance._query import QueryError
+from provenance._reader import Ledger
+from provenance._redact import REDACTED, redact_payload, redact_text
+from provenance._segments import default_ledger_dir
+from provenance._store import RecordError, SpanStore
 
 __all__ = [
-    "DEFAULT_LIMIT",
-    "MAX_LIMIT",
     "REDACTED",
     "SPAN_ID_META_KEY",
-    "ChainFailure",
-    "ChainReport",
-    "FsyncPolicy",
-    "LedgerIndex",
+    "Ledger",
     "ProvenanceMiddleware",
     "QueryError",
     "RecordError",
-    "SpanFilter",
-    "SpanPage",
     "SpanStore",
     "ToolFacts",
-    "VerifyReport",
     "annotate",
     "default_ledger_dir",
-    "get_span",
-    "get_trace",
-    "iter_spans",
-    "list_chains",
-    "open_index",
-    "parse_limit",
-    "parse_time",
-    "query_spans",
-    "rebuild_index",
-    "recover_torn_tails",
-    "redact_env_values",
     "redact_payload",
     "redact_text",
-    "span_stats",
-    "summarize_span",
-    "tail_spans",
-    "verify",
 ]

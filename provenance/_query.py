@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ import orjson
 
 from provenance._index import IndexUnavailable, LedgerIndex, open_index
 from provenance._segments import iter_lines, list_chains
+from provenance._span import CONNECTION, GROUP, SESSION, TOOL, summarize_span
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -40,7 +41,6 @@ __all__ = [
     "parse_time",
     "query_spans",
     "span_stats",
-    "summarize_span",
     "tail_spans",
 ]
 
@@ -63,12 +63,27 @@ def time_of_day(text: str) -> dt_time:
     return dt_time.fromisoformat(text if text.count(":") > 1 or len(text) > 5 else text.zfill(5))
 
 
+# Times are compared as signed 64-bit nanoseconds (the index is SQLite): 1677-09-21 to 2262-04-11.
+MIN_NS = -(2**63)
+MAX_NS = 2**63 - 1
+_TIME_RANGE = "between 1678-01-01 and 2262-01-01"
+
+
 def parse_time(value: str, *, name: str = "since", now_ns: int | None = None) -> int:
-    """Unix ns from ISO-8601 (a time without offset is UTC) or a relative age (``15m``, ``2h``, ``7d``)."""
+    """Unix ns from ISO-8601 (a time without offset is UTC) or a relative age (``15m``, ``2h``, ``7d``).
+
+    A time outside what a span's start can be compared with (64-bit nanoseconds) is a QueryError.
+    """
     now_ns = time.time_ns() if now_ns is None else now_ns
     match = _RELATIVE_RE.match(value)
     if match:
-        return now_ns - int(float(match[1]) * _UNIT_SECONDS[match[2]] * 1_000_000_000)
+        try:
+            ns = now_ns - int(float(match[1]) * _UNIT_SECONDS[match[2]] * 1_000_000_000)
+        except OverflowError:  # an age with hundreds of digits is infinite as a float
+            ns = MIN_NS - 1
+        if ns < MIN_NS:
+            raise QueryError(f"{name}: the age {match[1]}{match[2]} reaches back before 1678; use a shorter one")
+        return ns
     text = value.strip()
     try:
         if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", text):
@@ -82,7 +97,13 @@ def parse_time(value: str, *, name: str = "since", now_ns: int | None = None) ->
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    try:
+        ns = int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    except (OverflowError, ValueError):  # year 1 with a positive offset is before the year 1 in UTC
+        ns = MIN_NS - 1
+    if not MIN_NS <= ns <= MAX_NS:
+        raise QueryError(f"{name}: {text[:40]!r} is out of range; give a time {_TIME_RANGE}")
+    return ns
 
 
 def parse_limit(value: int | str | None) -> int:
@@ -149,15 +170,15 @@ class SpanFilter:
 
     def matches(self, span: dict[str, Any]) -> bool:
         attrs = span.get("attributes") or {}
-        if self.tool is not None and attrs.get("gen_ai.tool.name") != self.tool:
+        if self.tool is not None and attrs.get(TOOL) != self.tool:
             return False
-        if self.group is not None and attrs.get("mcp-ledger.tool.group") != self.group:
+        if self.group is not None and attrs.get(GROUP) != self.group:
             return False
         if self.status is not None and (span.get("status") or {}).get("code") != self.status.upper():
             return False
         if self.session is not None and self.session not in (
-            attrs.get("mcp.session.id"),
-            attrs.get("mcp-ledger.connection.id"),
+            attrs.get(SESSION),
+            attrs.get(CONNECTION),
         ):
             return False
         if self.trace is not None and span.get("trace_id") != self.trace:
@@ -260,6 +281,8 @@ def _decode_cursor(cursor: str, generation: str, fingerprint: str) -> tuple[tupl
         key = (int(data["k"][0]), str(data["k"][1]))
         watermark = int(data["w"])
         owner, made_by = data["f"], data["g"]
+        if not (MIN_NS <= key[0] <= MAX_NS and 0 <= watermark <= MAX_NS):  # what SQLite and a span can hold
+            raise ValueError
     except (binascii.Error, ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
         raise QueryError("cursor: not a cursor returned by this query; start again without one") from None
     if owner != fingerprint:
@@ -426,8 +449,8 @@ def span_stats(directory: Path, *, since_ns: int | None = None, until_ns: int | 
         else:
             rows = [
                 (
-                    (s.get("attributes") or {}).get("gen_ai.tool.name"),
-                    (s.get("attributes") or {}).get("mcp-ledger.tool.group"),
+                    (s.get("attributes") or {}).get(TOOL),
+                    (s.get("attributes") or {}).get(GROUP),
                     (s.get("status") or {}).get("code") == "ERROR",
                     int(s["end_ns"]) - int(s["start_ns"]),
                 )
@@ -460,36 +483,3 @@ def span_stats(directory: Path, *, since_ns: int | None = None, until_ns: int | 
             for group, values in sorted(per_group.items())
         ],
     }
-
-
-def _iso(ns: int) -> str:
-    moment = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC) + timedelta(microseconds=(ns % 1_000_000_000) // 1000)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def summarize_span(span: dict[str, Any]) -> dict[str, Any]:
-    """A compact view of a span for listings: who, what, when, how it ended, what it touched."""
-    attrs = span.get("attributes") or {}
-    status = span.get("status") or {}
-    start, end = int(span.get("start_ns", 0)), int(span.get("end_ns", 0))
-    summary: dict[str, Any] = {
-        "span_id": span.get("span_id"),
-        "trace_id": span.get("trace_id"),
-        "parent_span_id": span.get("parent_span_id"),
-        "tool": attrs.get("gen_ai.tool.name"),
-        "group": attrs.get("mcp-ledger.tool.group"),
-        "status": status.get("code"),
-        "start": _iso(start),
-        "start_ns": str(start),
-        "duration_ms": round((end - start) / 1e6, 3),
-        "connection": attrs.get("mcp-ledger.connection.id"),
-        "client": attrs.get("mcp.client.name"),
-    }
-    if "error.type" in attrs:
-        summary["error_type"] = attrs["error.type"]
-        summary["message"] = status.get("message")
-    inp = span.get("input") or {}
-    summary["input"] = inp.get("preview")
-    if span.get("upstream"):
-        summary["upstream"] = span["upstream"]
-    return summary

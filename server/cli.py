@@ -10,7 +10,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 
@@ -35,8 +35,8 @@ The ledger lives in $MCP_LEDGER_DIR (default ~/.local/state/mcp-ledger); every c
 --ledger-dir. Add --json to query, stats and verify for machine-readable output."""
 
 
-def _ledger_dir(args: argparse.Namespace) -> Path:
-    return Path(args.ledger_dir).expanduser() if args.ledger_dir else provenance.default_ledger_dir()
+def _ledger(args: argparse.Namespace) -> provenance.Ledger:
+    return provenance.Ledger(args.ledger_dir or None)
 
 
 def _print_json(value: Any) -> None:
@@ -134,49 +134,58 @@ def _span_rows(spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-def _span_filter(args: argparse.Namespace) -> provenance.SpanFilter:
+class _Filters(TypedDict):
+    tool: str | None
+    group: str | None
+    status: str | None
+    session: str | None
+    trace: str | None
+    since: str | None
+    until: str | None
+
+
+def _filters(args: argparse.Namespace) -> _Filters:
     """The filters shared by query and tail (see _add_query_filters)."""
-    return provenance.SpanFilter.from_fields(args)
+    return _Filters(
+        tool=args.tool,
+        group=args.group,
+        status=args.status,
+        session=args.session,
+        trace=args.trace,
+        since=args.since,
+        until=args.until,
+    )
 
 
-def _existing_ledger_dir(args: argparse.Namespace) -> Path | None:
-    directory = _ledger_dir(args)
-    if not directory.is_dir():
-        print(f"mcp-ledger {args.command}: no ledger directory at {directory}", file=sys.stderr)
+def _existing_ledger(args: argparse.Namespace) -> provenance.Ledger | None:
+    ledger = _ledger(args)
+    if not ledger.directory.is_dir():
+        print(f"mcp-ledger {args.command}: no ledger directory at {ledger.directory}", file=sys.stderr)
         return None
-    return directory
+    return ledger
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     try:
-        span_filter = _span_filter(args)
-        page = provenance.query_spans(_ledger_dir(args), span_filter, limit=args.limit, cursor=args.cursor)
+        page = _ledger(args).query(**_filters(args), limit=args.limit, cursor=args.cursor, full=args.json and args.full)
     except provenance.QueryError as exc:
         print(f"mcp-ledger query: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        _print_json(
-            {
-                "spans": page.spans if args.full else [provenance.summarize_span(s) for s in page.spans],
-                "next_cursor": page.next_cursor,
-            }
-        )
+        _print_json(page)
         return 0
-    summaries = [provenance.summarize_span(s) for s in page.spans]
-    print(_table(_span_rows(summaries), ["START (UTC)", "SPAN", "TOOL", "STATUS", "MS", "ERROR"]))
-    if page.next_cursor:
-        print(f"\nmore: --cursor {page.next_cursor}")
+    print(_table(_span_rows(page["spans"]), ["START (UTC)", "SPAN", "TOOL", "STATUS", "MS", "ERROR"]))
+    if page["next_cursor"]:
+        print(f"\nmore: --cursor {page['next_cursor']}")
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     try:
-        since = provenance.parse_time(args.since, name="since") if args.since else None
-        until = provenance.parse_time(args.until, name="until") if args.until else None
+        stats = _ledger(args).stats(since=args.since, until=args.until)
     except provenance.QueryError as exc:
         print(f"mcp-ledger stats: {exc}", file=sys.stderr)
         return 2
-    stats = provenance.span_stats(_ledger_dir(args), since_ns=since, until_ns=until)
     if args.json:
         _print_json(stats)
         return 0
@@ -199,13 +208,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    directory = _existing_ledger_dir(args)
-    if directory is None:
+    ledger = _existing_ledger(args)
+    if ledger is None:
         return 2
     if args.recover:
-        for path in provenance.recover_torn_tails(directory):
+        for path in ledger.recover():
             print(f"repaired what a crashed writer left in {path.name}", file=sys.stderr)
-    report = provenance.verify(directory, workers=args.workers)
+    report = ledger.verify(workers=args.workers)
     if args.json:
         _print_json(report.as_dict())
     else:
@@ -218,29 +227,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for torn in report.torn_files:
             print(f"note: {torn} holds a torn line set aside from a crashed writer")
         verdict = "verified" if report.ok else "FAILED"
-        print(f"\n{verdict}: {len(report.chains)} chain(s), {report.spans} spans in {directory}")
+        print(f"\n{verdict}: {len(report.chains)} chain(s), {report.spans} spans in {ledger.directory}")
     return 0 if report.ok else 1
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
     import time
 
-    directory = _ledger_dir(args)
+    ledger = _ledger(args)
+    filters = _filters(args)
     try:
-        span_filter = _span_filter(args)
-        spans, position = provenance.tail_spans(directory, span_filter, after_id=None, last=args.lines)
+        spans, position = ledger.tail(last=args.lines, **filters)
         while True:
             for span in spans:
                 if args.json:
-                    sys.stdout.write(orjson.dumps(provenance.summarize_span(span)).decode() + "\n")
+                    sys.stdout.write(orjson.dumps(span).decode() + "\n")
                 else:
-                    row = _span_rows([provenance.summarize_span(span)])[0]
+                    row = _span_rows([span])[0]
                     sys.stdout.write("  ".join(str(cell) for cell in row).rstrip() + "\n")
             sys.stdout.flush()
             if not args.follow:
                 return 0
             time.sleep(args.interval)
-            spans, position = provenance.tail_spans(directory, span_filter, after_id=position)
+            spans, position = ledger.tail(after=position, **filters)
     except provenance.QueryError as exc:
         print(f"mcp-ledger tail: {exc}", file=sys.stderr)
         return 2
@@ -251,15 +260,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     import time
 
-    directory = _existing_ledger_dir(args)
-    if directory is None:
+    ledger = _existing_ledger(args)
+    if ledger is None:
         return 2
     started = time.perf_counter()
+    added = ledger.reindex(rebuild=args.rebuild)
     if args.rebuild:
-        added = provenance.rebuild_index(directory)
         print(f"rebuilt the index: {added} spans in {time.perf_counter() - started:.2f} s")
     else:
-        added = provenance.open_index(directory).catch_up()
         print(f"index caught up: {added} new spans in {time.perf_counter() - started:.2f} s")
     return 0
 
@@ -317,7 +325,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     query = reader("query", "list recorded tool calls, newest first")
     _add_query_filters(query)
-    query.add_argument("--limit", type=int, default=provenance.DEFAULT_LIMIT, help="page size (1-200, default 20)")
+    query.add_argument(
+        "--limit", type=int, default=provenance.Ledger.DEFAULT_LIMIT, help="page size (1-200, default 20)"
+    )
     query.add_argument("--cursor", help="continue from a previous page")
     query.add_argument("--json", action="store_true", help="JSON output")
     query.add_argument("--full", action="store_true", help="with --json: full span records, not summaries")

@@ -61,7 +61,7 @@ def run_demo(ledger_dir: Path) -> int:
         print(line)
     print("\n== what the ledger recorded (mcp-ledger query)\n")
     cli(["query", "--ledger-dir", str(ledger_dir)])
-    span = next(provenance.iter_spans(ledger_dir), None)
+    span = next(provenance.Ledger(ledger_dir).scan(), None)
     if span is not None:
         print("\n== the first span in full (mcp-ledger query --json --full)\n")
         print(_pretty(span))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,17 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+async def _read(fn: Callable[[], Any]) -> Any:
+    """Run a ledger read in a worker thread; a bad parameter is an invalid-params error."""
     try:
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        return await anyio.to_thread.run_sync(fn)
     except provenance.QueryError as exc:
         raise MCPError(INVALID_PARAMS, str(exc)) from None
 
 
 def register(server: MCPServer[Any], ledger_dir: Path) -> None:
+    ledger = provenance.Ledger(ledger_dir)
+
     @server.resource(
         "provenance://spans{?tool,group,status,session,trace,since,until,limit,cursor}",
         name="spans",
@@ -48,25 +52,26 @@ def register(server: MCPServer[Any], ledger_dir: Path) -> None:
         limit: str = "",
         cursor: str = "",
     ) -> str:
-        def run() -> dict[str, Any]:
-            span_filter = provenance.SpanFilter.from_params(
-                tool=tool, group=group, status=status, session=session, trace=trace, since=since, until=until
+        page = await _read(
+            lambda: ledger.query(
+                tool=tool,
+                group=group,
+                status=status,
+                session=session,
+                trace=trace,
+                since=since,
+                until=until,
+                limit=limit,
+                cursor=cursor,
             )
-            page = provenance.query_spans(
-                ledger_dir, span_filter, limit=provenance.parse_limit(limit), cursor=cursor or None
-            )
-            return {
-                "spans": [provenance.summarize_span(s) for s in page.spans],
-                "next_cursor": page.next_cursor,
-            }
-
-        return _dumps(await _run(run))
+        )
+        return _dumps(page)
 
     @server.resource(
         "provenance://spans/{span_id}", name="span", description="One recorded tool call in full", mime_type=_JSON
     )
     async def span(span_id: str) -> str:
-        record = await _run(provenance.get_span, ledger_dir, span_id)
+        record = await _read(lambda: ledger.span(span_id))
         if record is None:
             raise MCPError(INVALID_PARAMS, f"no span {span_id} in the ledger")
         return _dumps(record)
@@ -78,7 +83,7 @@ def register(server: MCPServer[Any], ledger_dir: Path) -> None:
         mime_type=_JSON,
     )
     async def trace(trace_id: str) -> str:
-        roots = await _run(provenance.get_trace, ledger_dir, trace_id)
+        roots = await _read(lambda: ledger.trace(trace_id))
         if not roots:
             raise MCPError(INVALID_PARAMS, f"no spans of trace {trace_id} in the ledger")
         return _dumps({"trace_id": trace_id, "spans": roots})
@@ -90,9 +95,4 @@ def register(server: MCPServer[Any], ledger_dir: Path) -> None:
         mime_type=_JSON,
     )
     async def stats(since: str = "", until: str = "") -> str:
-        def run() -> dict[str, Any]:
-            since_ns = provenance.parse_time(since, name="since") if since else None
-            until_ns = provenance.parse_time(until, name="until") if until else None
-            return provenance.span_stats(ledger_dir, since_ns=since_ns, until_ns=until_ns)
-
-        return _dumps(await _run(run))
+        return _dumps(await _read(lambda: ledger.stats(since=since, until=until)))

@@ -174,7 +174,7 @@ def connect(ledger_dir: Path) -> Callable[..., Any]:
 
 
 def spans_on_disk(ledger_dir: Path) -> list[dict[str, Any]]:
-    return list(provenance.iter_spans(ledger_dir))
+    return list(provenance.Ledger(ledger_dir).scan())
 
 
 def ledger_bytes(ledger_dir: Path) -> bytes:

@@ -1,27 +1,28 @@
 """prov: the agent's view of the ledger — query spans, read a span or a trace, stats, verify.
 
 All read-only. These tools read the ledger directory this server writes to (every writer's chains,
-not just this process's). Calls to them are recorded like any other call.
+not just this process's) through ``provenance.Ledger``, the reader the CLI and the resources use too.
+Calls to them are recorded like any other call.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 import provenance
+from tools._time import time_arg
 from tools.group import GroupEnvironment, ToolArgs, ToolFailure, ToolGroup, ToolModel, tool
 
-TimeArg = Field(
-    default=None,
-    description="ISO-8601 time (no offset = UTC) or an age such as 15m, 2h, 7d; compared with span start",
-    max_length=64,
-)
+T = TypeVar("T")
+
+TimeArg = time_arg("ISO-8601 time (no offset = UTC) or an age such as 15m, 2h, 7d; compared with span start")
 
 
 class QueryArgs(ToolArgs):
@@ -34,7 +35,9 @@ class QueryArgs(ToolArgs):
     )
     since: str | None = TimeArg
     until: str | None = TimeArg
-    limit: int = Field(default=provenance.DEFAULT_LIMIT, ge=1, le=provenance.MAX_LIMIT, description="Page size")
+    limit: int = Field(
+        default=provenance.Ledger.DEFAULT_LIMIT, ge=1, le=provenance.Ledger.MAX_LIMIT, description="Page size"
+    )
     cursor: str | None = Field(default=None, description="next_cursor from the previous page", max_length=512)
 
 
@@ -91,17 +94,18 @@ class Verification(ToolModel):
 
 
 class Ledger:
-    """Read access to the ledger directory; file scans run in a worker thread."""
+    """The group's backend: the ledger's one reader, its reads run in a worker thread."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
+        self.reader = provenance.Ledger(directory)
 
     async def aclose(self) -> None:
         """Nothing stays open between calls."""
 
-    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def read(self, question: Callable[[provenance.Ledger], T]) -> T:
+        """Ask the reader; a bad parameter is an error result that says what to fix."""
         try:
-            return await anyio.to_thread.run_sync(lambda: fn(self.directory, *args, **kwargs))
+            return await anyio.to_thread.run_sync(question, self.reader)
         except provenance.QueryError as exc:
             raise ToolFailure(str(exc)) from None
 
@@ -111,18 +115,26 @@ async def prov_query(args: QueryArgs, ledger: Ledger, ctx: Context) -> SpanList:
     """List recorded tool calls, newest first, filtered by tool, group, status, session, trace and time.
 
     Returns compact summaries and a cursor for the next page."""
-    try:
-        span_filter = provenance.SpanFilter.from_fields(args)
-    except provenance.QueryError as exc:
-        raise ToolFailure(str(exc)) from None
-    page = await ledger.run(provenance.query_spans, span_filter, limit=args.limit, cursor=args.cursor)
-    return SpanList(spans=[provenance.summarize_span(s) for s in page.spans], next_cursor=page.next_cursor)
+    page = await ledger.read(
+        lambda reader: reader.query(
+            tool=args.tool,
+            group=args.group,
+            status=args.status,
+            session=args.session,
+            trace=args.trace,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+            cursor=args.cursor,
+        )
+    )
+    return SpanList(**page)
 
 
 @tool(read_only=True, idempotent=True, open_world=False)
 async def prov_span(args: SpanArgs, ledger: Ledger, ctx: Context) -> SpanRecord:
     """Read one recorded call in full: ids, timing, status, input/output digests and previews, upstream facts."""
-    span = await ledger.run(provenance.get_span, args.span_id)
+    span = await ledger.read(lambda reader: reader.span(args.span_id))
     if span is None:
         raise ToolFailure(f"no span {args.span_id} in the ledger; list spans with prov_query")
     return SpanRecord(span=span)
@@ -131,7 +143,7 @@ async def prov_span(args: SpanArgs, ledger: Ledger, ctx: Context) -> SpanRecord:
 @tool(read_only=True, idempotent=True, open_world=False)
 async def prov_trace(args: TraceArgs, ledger: Ledger, ctx: Context) -> Trace:
     """Read every recorded call of one trace, nested by parent span."""
-    roots = await ledger.run(provenance.get_trace, args.trace_id)
+    roots = await ledger.read(lambda reader: reader.trace(args.trace_id))
     if not roots:
         raise ToolFailure(f"no spans of trace {args.trace_id} in the ledger")
     return Trace(trace_id=args.trace_id, spans=roots)
@@ -140,18 +152,13 @@ async def prov_trace(args: TraceArgs, ledger: Ledger, ctx: Context) -> Trace:
 @tool(read_only=True, idempotent=True, open_world=False)
 async def prov_stats(args: StatsArgs, ledger: Ledger, ctx: Context) -> Stats:
     """Per-tool and per-group call counts, error rates and p50/p95/p99 durations over a time range."""
-    try:
-        since = provenance.parse_time(args.since, name="since") if args.since else None
-        until = provenance.parse_time(args.until, name="until") if args.until else None
-    except provenance.QueryError as exc:
-        raise ToolFailure(str(exc)) from None
-    return Stats(**await ledger.run(provenance.span_stats, since_ns=since, until_ns=until))
+    return Stats(**await ledger.read(lambda reader: reader.stats(since=args.since, until=args.until)))
 
 
 @tool(read_only=True, idempotent=True, open_world=False)
 async def prov_verify(args: VerifyArgs, ledger: Ledger, ctx: Context) -> Verification:
     """Check that the ledger is intact: every line parses, seq has no gaps, every hash link matches."""
-    report: provenance.VerifyReport = await ledger.run(provenance.verify)
+    report = await ledger.read(lambda reader: reader.verify())
     return Verification(**report.as_dict())
 
 

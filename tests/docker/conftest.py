@@ -332,7 +332,7 @@ def container(engine: Engine) -> Iterator[Any]:
 
 
 def spans(app: LedgerApp, tool: str | None = None) -> list[dict[str, Any]]:
-    found = [s for s in provenance.iter_spans(app.ledger_dir) if s.get("type") == "span"]
+    found = [s for s in provenance.Ledger(app.ledger_dir).scan() if s.get("type") == "span"]
     return [s for s in found if tool is None or s["name"] == f"tools/call {tool}"]
 
 

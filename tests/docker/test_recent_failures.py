@@ -86,7 +86,7 @@ async def test_agent_finds_the_last_hours_failures_and_reads_their_last_lines(
     for untouched in (fine, alive, f"fine-{tag}", f"alive-{tag}"):
         assert untouched not in text
     assert SECRET not in text and SECRET not in json.dumps([failures, *read])
-    assert provenance.verify(app.ledger_dir).ok
+    assert provenance.Ledger(app.ledger_dir).verify().ok
 
 
 async def test_exited_since_keeps_only_containers_that_stopped_after_the_time(

@@ -57,7 +57,7 @@ async def test_stdio_server_reads_a_container_and_records_pipe_spans_with_its_id
     assert "API_TOKEN=[REDACTED]" in inspected.structured_content["env"]
     assert sorted(line["text"] for line in logs.structured_content["lines"]) == ["to-err", "to-out"]
 
-    spans = list(provenance.iter_spans(ledger))
+    spans = list(provenance.Ledger(ledger).scan())
     assert [s["name"] for s in spans] == [
         "tools/call docker_container_list",
         "tools/call docker_container_inspect",
@@ -72,4 +72,4 @@ async def test_stdio_server_reads_a_container_and_records_pipe_spans_with_its_id
         assert span["upstream"]["api_version"] == "1.41"
     ledger_bytes = b"".join(p.read_bytes() for p in sorted(ledger.rglob("*")) if p.is_file())
     assert SECRET.encode() not in ledger_bytes and SECRET not in errlog.read_text()
-    assert provenance.verify(ledger).ok
+    assert provenance.Ledger(ledger).verify().ok

@@ -85,7 +85,7 @@ def error_text(result: Any) -> str:
 
 
 def spans(ledger_dir: Path, tool: str | None = None) -> list[dict[str, Any]]:
-    found = list(provenance.iter_spans(ledger_dir))
+    found = list(provenance.Ledger(ledger_dir).scan())
     return [s for s in found if tool is None or s["name"] == f"tools/call {tool}"]
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import provenance
+from provenance._verify import VerifyReport
 from server.cli import main as cli
 from tests.provenance.test_store import write_chain
 
@@ -160,11 +161,11 @@ def _kill_at_step(writer: ForkingWriter, directory: Path, stop_at: int, **job: A
     return acked, last
 
 
-def _assert_intact(directory: Path, acked: list[str]) -> provenance.VerifyReport:
+def _assert_intact(directory: Path, acked: list[str]) -> VerifyReport:
     """verify passes as the crash left the directory, and every acknowledged span is in it."""
-    report = provenance.verify(directory)
+    report = provenance.Ledger(directory).verify()
     assert report.ok, report.failures
-    stored = {span["span_id"] for span in provenance.iter_spans(directory)}
+    stored = {span["span_id"] for span in provenance.Ledger(directory).scan()}
     assert set(acked) <= stored
     return report
 
@@ -172,14 +173,14 @@ def _assert_intact(directory: Path, acked: list[str]) -> provenance.VerifyReport
 def _assert_repaired(directory: Path) -> None:
     """``verify --recover`` leaves nothing to note, and a next writer continues on the directory."""
     assert cli(["verify", "--recover", "--ledger-dir", str(directory)]) == 0
-    report = provenance.verify(directory)
+    report = provenance.Ledger(directory).verify()
     assert report.ok and not report.unfinished
     for path in directory.glob("*.jsonl"):
         data = path.read_bytes()
         assert data.startswith(b'{"chain":') and data.endswith(b"\n")  # a header first, no reserved tail
     spans = report.spans
     write_chain(directory, 1).close()
-    after = provenance.verify(directory)
+    after = provenance.Ledger(directory).verify()
     assert after.ok and after.spans == spans + 1
 
 

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import provenance
+from provenance._index import open_index, rebuild_index
+from provenance._query import SpanFilter, query_spans, span_stats
 from tests.provenance.test_query import TOOLS, brute_force, page_through
 from tests.provenance.test_store import synthetic_span
 
@@ -58,7 +60,7 @@ def test_index_equals_a_scan_after_writes_crashes_and_rebuilds(
                         n += 1
                 case ("catch_up_crash", after):
                     if directory.exists():
-                        index = provenance.open_index(directory)
+                        index = open_index(directory)
 
                         def crash(name: str, rows: int, after: int = after) -> None:
                             raise Crash(name)
@@ -73,10 +75,10 @@ def test_index_equals_a_scan_after_writes_crashes_and_rebuilds(
                             index.before_commit = None
                 case ("catch_up", _):
                     if directory.exists():
-                        provenance.open_index(directory).catch_up()
+                        open_index(directory).catch_up()
                 case ("rebuild", _):
                     if directory.exists():
-                        provenance.rebuild_index(directory)
+                        rebuild_index(directory)
                 case ("torn_tail", zero_tail):
                     # A crashed third writer leaves a torn line (and, killed with its space reserved, the
                     # zero bytes after it); the next store to open repairs it.
@@ -89,18 +91,18 @@ def test_index_equals_a_scan_after_writes_crashes_and_rebuilds(
                         assert path is not None
                         with open(path, "ab") as f:
                             f.write(b'{"attributes":{"half' + (b"\x00" * 5000 if zero_tail else b""))
-                        provenance.open_index(directory).catch_up()
-                        provenance.recover_torn_tails(directory)
+                        open_index(directory).catch_up()
+                        provenance.Ledger(directory).recover()
         if not directory.exists():
             return
-        everything = list(provenance.iter_spans(directory))
+        everything = list(provenance.Ledger(directory).scan())
         for span_filter in (
-            provenance.SpanFilter(),
-            provenance.SpanFilter(status="error"),
-            provenance.SpanFilter(tool=TOOLS[0]),
+            SpanFilter(),
+            SpanFilter(status="error"),
+            SpanFilter(tool=TOOLS[0]),
         ):
             assert page_through(directory, span_filter, 7) == brute_force(everything, span_filter)
-        stats = provenance.span_stats(directory)
+        stats = span_stats(directory)
         assert stats["count"] == len(everything)
     finally:
         for store in stores:
@@ -128,9 +130,9 @@ def test_catch_up_sees_another_live_processes_spans(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
-        page = provenance.query_spans(tmp_path, provenance.SpanFilter(tool="github_run_get"))
+        page = query_spans(tmp_path, SpanFilter(tool="github_run_get"))
         assert len(page.spans) == 5
-        report = provenance.verify(tmp_path)
+        report = provenance.Ledger(tmp_path).verify()
         assert report.ok and report.chains[0].live
     finally:
         assert proc.stdin is not None
@@ -148,13 +150,13 @@ def test_index_survives_a_segment_cut_back_by_torn_tail_recovery(tmp_path: Path)
     assert path is not None
     with open(path, "ab") as f:
         f.write(b"garbage that is not json\n")  # a whole but damaged last line gets indexed past...
-    provenance.open_index(tmp_path).catch_up()
-    provenance.recover_torn_tails(tmp_path)  # ...then cut back
+    open_index(tmp_path).catch_up()
+    provenance.Ledger(tmp_path).recover()  # ...then cut back
     store = provenance.SpanStore(tmp_path, fsync="never")
     store.append(synthetic_span(9))
     store.close()
-    everything = list(provenance.iter_spans(tmp_path))
-    assert page_through(tmp_path, provenance.SpanFilter(), 2) == brute_force(everything, provenance.SpanFilter())
+    everything = list(provenance.Ledger(tmp_path).scan())
+    assert page_through(tmp_path, SpanFilter(), 2) == brute_force(everything, SpanFilter())
 
 
 def test_a_rebuild_invalidates_old_cursors_with_a_clear_message(tmp_path: Path) -> None:
@@ -162,10 +164,10 @@ def test_a_rebuild_invalidates_old_cursors_with_a_clear_message(tmp_path: Path) 
     for i in range(30):
         store.append(synthetic_span(i))
     store.close()
-    page = provenance.query_spans(tmp_path, provenance.SpanFilter(), limit=5)
-    provenance.rebuild_index(tmp_path)
+    page = query_spans(tmp_path, SpanFilter(), limit=5)
+    rebuild_index(tmp_path)
     with pytest.raises(provenance.QueryError, match="rebuilt"):
-        provenance.query_spans(tmp_path, provenance.SpanFilter(), limit=5, cursor=page.next_cursor)
+        query_spans(tmp_path, SpanFilter(), limit=5, cursor=page.next_cursor)
 
 
 def test_queries_fall_back_to_a_scan_when_the_index_cannot_be_written(tmp_path: Path) -> None:
@@ -174,10 +176,10 @@ def test_queries_fall_back_to_a_scan_when_the_index_cannot_be_written(tmp_path: 
         store.append(synthetic_span(i, status="ERROR" if i % 3 else "OK"))
     store.close()
     (tmp_path / "ledger" / "index.sqlite").mkdir()  # not a database: sqlite cannot open it
-    everything = list(provenance.iter_spans(tmp_path / "ledger"))
-    span_filter = provenance.SpanFilter(status="error")
+    everything = list(provenance.Ledger(tmp_path / "ledger").scan())
+    span_filter = SpanFilter(status="error")
     assert page_through(tmp_path / "ledger", span_filter, 3) == brute_force(everything, span_filter)
-    assert provenance.span_stats(tmp_path / "ledger")["count"] == 12
+    assert span_stats(tmp_path / "ledger")["count"] == 12
 
 
 async def test_fsync_always_makes_the_result_wait_for_the_disk_and_shares_fsyncs(
@@ -207,7 +209,7 @@ async def test_fsync_always_makes_the_result_wait_for_the_disk_and_shares_fsyncs
     assert any(kind == "fsync-end" and t <= first_done for kind, t in events)
     flushes_for_eight = sum(1 for kind, t in events if kind == "fsync-start" and t > first_done)
     assert 1 <= flushes_for_eight < 8  # concurrent calls shared fsyncs (group commit)
-    assert len(list(provenance.iter_spans(ledger_dir))) == 9
+    assert len(list(provenance.Ledger(ledger_dir).scan())) == 9
 
 
 def test_tail_follow_shows_spans_from_two_writers(tmp_path: Path) -> None:

@@ -225,7 +225,7 @@ async def test_many_concurrent_calls_each_get_exactly_one_span(connect: Any, led
             tg.start_soon(client.call_tool, "fake_echo", {"text": str(i)})
     spans = spans_on_disk(ledger_dir)
     assert sorted(s["input"]["preview"] for s in spans) == sorted(f'{{"text":"{i}"}}' for i in range(40))
-    assert provenance.verify(ledger_dir).ok
+    assert provenance.Ledger(ledger_dir).verify().ok
 
 
 def test_forked_processes_draw_different_ids() -> None:

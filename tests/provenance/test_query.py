@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import provenance
+from provenance._query import SpanFilter, get_trace, parse_time, query_spans, span_stats
 from tests.provenance.test_store import synthetic_span
 
 TOOLS = ["docker_container_list", "docker_container_logs", "github_run_get", "prov_query"]
@@ -37,17 +38,17 @@ def build_ledger(directory: Path, n: int, seed: int) -> list[dict[str, Any]]:
     return spans
 
 
-def brute_force(spans: list[dict[str, Any]], span_filter: provenance.SpanFilter) -> list[str]:
+def brute_force(spans: list[dict[str, Any]], span_filter: SpanFilter) -> list[str]:
     chosen = [s for s in spans if span_filter.matches(s)]
     chosen.sort(key=lambda s: (int(s["start_ns"]), s["span_id"]), reverse=True)
     return [s["span_id"] for s in chosen]
 
 
-def page_through(directory: Path, span_filter: provenance.SpanFilter, limit: int) -> list[str]:
+def page_through(directory: Path, span_filter: SpanFilter, limit: int) -> list[str]:
     seen: list[str] = []
     cursor = None
     while True:
-        page = provenance.query_spans(directory, span_filter, limit=limit, cursor=cursor)
+        page = query_spans(directory, span_filter, limit=limit, cursor=cursor)
         assert len(page.spans) <= limit
         seen += [s["span_id"] for s in page.spans]
         if page.next_cursor is None:
@@ -56,7 +57,7 @@ def page_through(directory: Path, span_filter: provenance.SpanFilter, limit: int
 
 
 filters = st.builds(
-    provenance.SpanFilter,
+    SpanFilter,
     tool=st.none() | st.sampled_from(TOOLS),
     group=st.none() | st.sampled_from(["docker", "github", "prov"]),
     status=st.none() | st.sampled_from(["ok", "error"]),
@@ -70,24 +71,24 @@ filters = st.builds(
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(span_filter=filters, limit=st.integers(1, 40), seed=st.integers(0, 3))
 def test_filters_and_paging_equal_a_brute_force_scan(
-    tmp_path: Path, span_filter: provenance.SpanFilter, limit: int, seed: int
+    tmp_path: Path, span_filter: SpanFilter, limit: int, seed: int
 ) -> None:
     directory = tmp_path / f"ledger-{seed}"
     if not directory.exists():
         build_ledger(directory, 150, seed)
-    spans = list(provenance.iter_spans(directory))
+    spans = list(provenance.Ledger(directory).scan())
     assert page_through(directory, span_filter, limit) == brute_force(spans, span_filter)
 
 
 def test_paging_while_new_spans_arrive_returns_each_existing_span_once(tmp_path: Path) -> None:
     build_ledger(tmp_path, 100, 7)
-    before = {s["span_id"] for s in provenance.iter_spans(tmp_path)}
+    before = {s["span_id"] for s in provenance.Ledger(tmp_path).scan()}
     store = provenance.SpanStore(tmp_path, fsync="never")
     seen: list[str] = []
     cursor = None
     i = 0
     while True:
-        page = provenance.query_spans(tmp_path, provenance.SpanFilter(), limit=7, cursor=cursor)
+        page = query_spans(tmp_path, SpanFilter(), limit=7, cursor=cursor)
         seen += [s["span_id"] for s in page.spans]
         for _ in range(3):  # new spans land between pages, some with old start times
             store.append(synthetic_span(i, start_ns=BASE_NS + (i % 50) * 10**9))
@@ -102,25 +103,25 @@ def test_paging_while_new_spans_arrive_returns_each_existing_span_once(tmp_path:
 
 def test_default_and_maximum_limits(tmp_path: Path) -> None:
     build_ledger(tmp_path, 250, 1)
-    assert len(provenance.query_spans(tmp_path, provenance.SpanFilter()).spans) == 20
-    assert len(provenance.query_spans(tmp_path, provenance.SpanFilter(), limit=200).spans) == 200
+    assert len(query_spans(tmp_path, SpanFilter()).spans) == 20
+    assert len(query_spans(tmp_path, SpanFilter(), limit=200).spans) == 200
     with pytest.raises(provenance.QueryError, match="limit"):
-        provenance.query_spans(tmp_path, provenance.SpanFilter(), limit=201)
+        query_spans(tmp_path, SpanFilter(), limit=201)
 
 
 def test_a_cursor_from_another_query_is_refused(tmp_path: Path) -> None:
     build_ledger(tmp_path, 50, 2)
-    page = provenance.query_spans(tmp_path, provenance.SpanFilter(status="ok"), limit=5)
+    page = query_spans(tmp_path, SpanFilter(status="ok"), limit=5)
     assert page.next_cursor
     with pytest.raises(provenance.QueryError, match="other filters"):
-        provenance.query_spans(tmp_path, provenance.SpanFilter(status="error"), cursor=page.next_cursor)
+        query_spans(tmp_path, SpanFilter(status="error"), cursor=page.next_cursor)
     with pytest.raises(provenance.QueryError, match="cursor"):
-        provenance.query_spans(tmp_path, provenance.SpanFilter(), cursor="not-a-cursor")
+        query_spans(tmp_path, SpanFilter(), cursor="not-a-cursor")
 
 
 def test_stats_per_tool(tmp_path: Path) -> None:
     spans = build_ledger(tmp_path, 200, 3)
-    stats = provenance.span_stats(tmp_path)
+    stats = span_stats(tmp_path)
     assert stats["count"] == 200
     by_tool = {t["tool"]: t for t in stats["tools"]}
     for tool in TOOLS:
@@ -140,7 +141,7 @@ def test_trace_is_nested_by_parent(tmp_path: Path) -> None:
     for span in (grandchild, root, child):
         store.append(span)
     store.close()
-    (top,) = provenance.get_trace(tmp_path, "c" * 32)
+    (top,) = get_trace(tmp_path, "c" * 32)
     assert top["span_id"] == root["span_id"]
     assert top["children"][0]["span_id"] == child["span_id"]
     assert top["children"][0]["children"][0]["span_id"] == grandchild["span_id"]
@@ -159,13 +160,13 @@ def test_trace_is_nested_by_parent(tmp_path: Path) -> None:
     ],
 )
 def test_times_are_iso_or_relative_and_bare_times_are_utc(text: str, expected: int) -> None:
-    assert provenance.parse_time(text, now_ns=1795773600 * 10**9) == expected
+    assert parse_time(text, now_ns=1795773600 * 10**9) == expected
 
 
 @pytest.mark.parametrize("bad", ["yesterday", "15 minutes", "2026-13-01", ""])
 def test_bad_times_say_what_is_accepted(bad: str) -> None:
     with pytest.raises(provenance.QueryError, match="ISO-8601"):
-        provenance.parse_time(bad)
+        parse_time(bad)
 
 
 async def test_resources_answer_bad_parameters_with_invalid_params(connect: Any) -> None:

@@ -52,14 +52,14 @@ def test_recovery_opens_only_the_last_two_segments_of_each_chain(
 
     monkeypatch.setattr(os, "open", counting_open)
     monkeypatch.setattr(os, "pread", counting_pread)
-    repaired = provenance.recover_torn_tails(tmp_path)
+    repaired = provenance.Ledger(tmp_path).recover()
     monkeypatch.undo()
     assert sorted(repaired) == sorted([*chains[0][-2:], chains[1][-1]])
     assert sorted(opened) == sorted(str(path) for segments in chains for path in segments[-2:])
     assert read < 2 * 300_000 + 6 * 2 * 65_536  # two zero tails and a window at the end of each segment opened
     assert {path: path.read_bytes() for path in history} == before
     assert chains[1][-1].with_name(chains[1][-1].name + ".torn").read_bytes() == b'{"attributes":{"half'
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 360
 
 
@@ -83,7 +83,7 @@ def test_the_first_call_never_waits_for_the_repair_of_other_chains(
     release.set()
     store.close()  # waits for the repair
     assert repaired == [tmp_path]
-    assert provenance.verify(tmp_path).spans == 2
+    assert provenance.Ledger(tmp_path).verify().spans == 2
 
 
 def test_the_next_writer_cuts_a_rotation_left_half_done(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_the_next_writer_cuts_a_rotation_left_half_done(tmp_path: Path) -> None:
     files = segment_files(tmp_path)
     kept = [path.read_bytes() for path in files]
     _kill_writer_in_place(files[-2:])
-    assert provenance.verify(tmp_path).ok  # zero bytes are no data
+    assert provenance.Ledger(tmp_path).verify().ok  # zero bytes are no data
     write_chain(tmp_path, 1).close()
     assert [path.read_bytes() for path in files] == kept
     assert not list(tmp_path.glob("*.torn"))
@@ -102,10 +102,10 @@ def test_a_segment_its_writer_never_finished_creating_is_removed_once_old(tmp_pa
     (path,) = segment_files(tmp_path)
     unfinished = path.with_name(path.name.replace(".000000.", ".000001.") + ".new")
     unfinished.write_bytes(b'{"chain":')
-    assert provenance.verify(tmp_path).ok  # never part of a chain
-    assert provenance.recover_torn_tails(tmp_path) == []  # young: it may be a live writer's, not yet locked
+    assert provenance.Ledger(tmp_path).verify().ok  # never part of a chain
+    assert provenance.Ledger(tmp_path).recover() == []  # young: it may be a live writer's, not yet locked
     old = time.time() - 3600
     os.utime(unfinished, (old, old))
-    assert provenance.recover_torn_tails(tmp_path) == [unfinished]
+    assert provenance.Ledger(tmp_path).recover() == [unfinished]
     assert not unfinished.exists()
-    assert provenance.verify(tmp_path).ok
+    assert provenance.Ledger(tmp_path).verify().ok

@@ -102,7 +102,7 @@ async def test_secrets_in_arguments_results_and_errors_stay_out_of_everything(
 async def test_redactions_are_recorded_as_paths_and_counts_are_kept(connect: Any, ledger_dir: Path) -> None:
     async with connect() as (client, _):
         await client.call_tool("fake_echo", {"text": GH, "extra": PLANTED_EXTRA})
-    (span,) = provenance.iter_spans(ledger_dir)
+    (span,) = provenance.Ledger(ledger_dir).scan()
     redactions = set(span["input"]["redactions"])
     assert {
         "$.text",

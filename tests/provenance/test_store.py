@@ -74,7 +74,7 @@ def test_chain_starts_with_a_header_and_links_every_line(tmp_path: Path) -> None
     for prev_line, record, seq in zip(lines[:-1], records[1:], range(1, 6), strict=True):
         assert record["seq"] == seq and record["prev"] == line_digest(prev_line)
     assert all(line == orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS) for line in lines)
-    assert provenance.verify(tmp_path).ok
+    assert provenance.Ledger(tmp_path).verify().ok
 
 
 def test_rotation_continues_the_chain_across_segments(tmp_path: Path) -> None:
@@ -88,14 +88,14 @@ def test_rotation_continues_the_chain_across_segments(tmp_path: Path) -> None:
         assert path.stat().st_size <= 4096
         seqs += [orjson.loads(line)["seq"] for line in path.read_bytes().splitlines()]
     assert seqs == list(range(len(seqs)))
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 60 and len(report.chains) == 1
 
 
 def test_a_missing_middle_segment_is_reported(tmp_path: Path) -> None:
     write_chain(tmp_path, 60, segment_bytes=4096).close()
     segment_files(tmp_path)[1].unlink()
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert not report.ok and "missing" in report.failures[0].reason
 
 
@@ -136,7 +136,7 @@ def test_a_held_record_says_what_its_caller_was_told_and_lands_in_the_chain_on_r
     assert store.recover()
     store.append(synthetic_span(3))
     store.close()
-    spans = list(provenance.iter_spans(tmp_path))
+    spans = list(provenance.Ledger(tmp_path).scan())
     assert [s["seq"] for s in spans] == [1, 2, 3, 4]
     ran = spans[1]
     if on_failure == "refuse":  # its call was answered "ran but could not be recorded"
@@ -145,7 +145,7 @@ def test_a_held_record_says_what_its_caller_was_told_and_lands_in_the_chain_on_r
     else:  # its call was answered with its own result
         assert ran["status"] == {"code": "OK", "message": None} and "error.type" not in ran["attributes"]
     assert spans[2]["status"]["message"] == "refused: the ledger cannot record calls"
-    assert provenance.verify(tmp_path).ok
+    assert provenance.Ledger(tmp_path).verify().ok
 
 
 def test_torn_last_line_is_set_aside_and_chain_ends_at_last_good_line(tmp_path: Path) -> None:
@@ -155,14 +155,14 @@ def test_torn_last_line_is_set_aside_and_chain_ends_at_last_good_line(tmp_path: 
     with open(path, "ab") as f:
         f.write(b'{"attributes":{"gen_ai.tool.name":"half-writ')
     # What a crash leaves is no break: the chain ends at its last whole line, and the leftover is noted.
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 3
     assert report.unfinished == [UnfinishedTail(path.name, 5, 44)]
     # The next writer to open the directory repairs what a dead writer left behind.
     write_chain(tmp_path, 1).close()
     assert path.read_bytes() == good
     assert path.with_name(path.name + ".torn").read_bytes().startswith(b'{"attributes"')
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.torn_files == [path.name + ".torn"] and len(report.chains) == 2
     assert not report.unfinished
 
@@ -172,7 +172,7 @@ def test_an_unfinished_line_before_the_end_of_a_chain_is_a_break(tmp_path: Path)
     middle = segment_files(tmp_path)[1]
     with open(middle, "ab") as f:
         f.write(b'{"attributes":{"gen_ai.tool.name":"half-writ')
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert not report.ok and report.failures[0].file == middle.name and "no newline" in report.failures[0].reason
 
 
@@ -180,11 +180,11 @@ def test_a_last_segment_a_power_loss_left_without_a_line_is_noted_then_removed(t
     write_chain(tmp_path, 60, segment_bytes=4096).close()
     files = segment_files(tmp_path)
     files[-1].write_bytes(b"\x00" * 8192)  # renamed into place, but its data never reached the disk
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.unfinished == [UnfinishedTail(files[-1].name, 1, 0)]
-    assert provenance.recover_torn_tails(tmp_path) == [files[-1]]
+    assert provenance.Ledger(tmp_path).recover() == [files[-1]]
     assert not files[-1].exists()
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and not report.unfinished and report.chains[0].segments == len(files) - 1
 
 
@@ -193,10 +193,10 @@ def test_a_garbage_last_line_is_still_a_break_until_it_is_set_aside(tmp_path: Pa
     (path,) = segment_files(tmp_path)
     with open(path, "ab") as f:
         f.write(b"not json\n")  # a whole line: an edit, or a power loss; never a kill
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert not report.ok and report.failures[0].line == 5
-    assert provenance.recover_torn_tails(tmp_path) == [path]
-    assert provenance.verify(tmp_path).ok
+    assert provenance.Ledger(tmp_path).recover() == [path]
+    assert provenance.Ledger(tmp_path).verify().ok
 
 
 def test_garbage_last_line_with_a_newline_counts_as_torn(tmp_path: Path) -> None:
@@ -204,8 +204,8 @@ def test_garbage_last_line_with_a_newline_counts_as_torn(tmp_path: Path) -> None
     (path,) = segment_files(tmp_path)
     with open(path, "ab") as f:
         f.write(b"\x00\x00\x00\x00\n")
-    assert provenance.recover_torn_tails(tmp_path) == [path]
-    assert provenance.verify(tmp_path).ok
+    assert provenance.Ledger(tmp_path).recover() == [path]
+    assert provenance.Ledger(tmp_path).verify().ok
 
 
 def test_a_live_writers_segment_is_never_touched(tmp_path: Path) -> None:
@@ -213,9 +213,9 @@ def test_a_live_writers_segment_is_never_touched(tmp_path: Path) -> None:
     (path,) = segment_files(tmp_path)
     with open(path, "ab") as f:
         f.write(b'{"partial')  # as if mid-write
-    assert provenance.recover_torn_tails(tmp_path) == []
+    assert provenance.Ledger(tmp_path).recover() == []
     assert path.read_bytes().endswith(b'{"partial')
-    assert provenance.verify(tmp_path).ok  # an unfinished line of a live writer is not a break
+    assert provenance.Ledger(tmp_path).verify().ok  # an unfinished line of a live writer is not a break
     store.close()
 
 
@@ -225,8 +225,8 @@ def test_an_open_segment_is_reserved_ahead_and_cut_back_to_its_lines_on_close(tm
     data = path.read_bytes()
     written = data.rstrip(b"\x00")
     assert len(data) > len(written) and written.endswith(b"\n")  # the reserved space reads as zeros
-    assert len(list(provenance.iter_spans(tmp_path))) == 3
-    report = provenance.verify(tmp_path)
+    assert len(list(provenance.Ledger(tmp_path).scan())) == 3
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 3
     store.close()
     assert path.read_bytes() == written
@@ -243,10 +243,10 @@ def test_a_filesystem_that_cannot_map_files_gets_the_same_ledger_by_pwrite(
     store = write_chain(tmp_path, 5)
     assert not store_module._mapping_supported
     (path,) = segment_files(tmp_path)
-    assert len(list(provenance.iter_spans(tmp_path))) == 5
+    assert len(list(provenance.Ledger(tmp_path).scan())) == 5
     store.close()
     assert path.read_bytes().endswith(b"\n")
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 5
 
 
@@ -259,7 +259,7 @@ def test_where_files_are_not_mapped_lines_are_appended_with_pwrite(
     files = segment_files(tmp_path)
     assert len(files) > 1 and all(path.read_bytes().endswith(b"\n") for path in files)
     store.close()
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 5
 
 
@@ -290,13 +290,13 @@ def test_a_killed_writer_loses_nothing_and_its_reserved_tail_is_cut_by_the_next(
     (path,) = segment_files(tmp_path)
     data = path.read_bytes()
     assert data.endswith(b"\x00")  # killed with its space reserved
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 40 and not report.chains[0].live
-    assert len(list(provenance.iter_spans(tmp_path))) == 40
+    assert len(list(provenance.Ledger(tmp_path).scan())) == 40
     write_chain(tmp_path, 1).close()  # the next writer's start repairs the directory
     assert path.read_bytes() == data.rstrip(b"\x00")
     assert not list(tmp_path.glob("*.torn"))  # zeros are not data: nothing to set aside
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 41
 
 
@@ -306,12 +306,12 @@ def test_a_line_cut_off_mid_copy_is_set_aside_without_the_zero_tail(tmp_path: Pa
     good = path.read_bytes()
     with open(path, "ab") as f:
         f.write(b'{"attributes":{"gen_ai.to' + b"\x00" * 5000)  # a writer killed while copying a line in
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.unfinished == [UnfinishedTail(path.name, 5, 25)]
-    assert provenance.recover_torn_tails(tmp_path) == [path]
+    assert provenance.Ledger(tmp_path).recover() == [path]
     assert path.read_bytes() == good
     assert path.with_name(path.name + ".torn").read_bytes() == b'{"attributes":{"gen_ai.to'
-    assert provenance.verify(tmp_path).ok
+    assert provenance.Ledger(tmp_path).verify().ok
 
 
 def _mutate(path: Path, how: str, line_no: int) -> None:
@@ -353,7 +353,7 @@ def test_verify_names_file_and_line_of_each_kind_of_tampering(
     write_chain(tmp_path, 10).close()
     (path,) = segment_files(tmp_path)
     _mutate(path, how, line_no)
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert not report.ok
     (failure,) = report.failures
     assert failure.file == path.name and failure.line == reported_line and words in failure.reason
@@ -379,7 +379,7 @@ def test_any_mutation_inside_a_chain_is_caught(tmp_path: Path, how: str, seed: i
         candidates += [(path, i) for i in range(1, max(1, top + 1)) if not (how == "swap" and i + 1 >= count)]
     path, line_no = rng.choice(candidates)
     _mutate(path, how, line_no)
-    assert not provenance.verify(directory).ok
+    assert not provenance.Ledger(directory).verify().ok
 
 
 def test_verify_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -416,7 +416,7 @@ def test_parallel_verify_reports_exactly_what_serial_verify_does(
     if torn:
         with open(rng.choice(files), "ab") as f:
             f.write(b'{"half')
-    serial = provenance.verify(directory, workers=1)
-    parallel = provenance.verify(directory, workers=2)
+    serial = provenance.Ledger(directory).verify(workers=1)
+    parallel = provenance.Ledger(directory).verify(workers=2)
     assert serial.as_dict() == parallel.as_dict()
     assert [c.__dict__ for c in serial.chains] == [c.__dict__ for c in parallel.chains]

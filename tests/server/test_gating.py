@@ -74,7 +74,7 @@ async def test_hidden_tools_are_not_listed_and_calling_one_is_a_recorded_error(l
         app.close()
     assert "fake_update" not in listed and "fake_echo" in listed
     assert result.is_error
-    (span,) = provenance.iter_spans(ledger_dir)
+    (span,) = provenance.Ledger(ledger_dir).scan()
     assert span["attributes"]["gen_ai.tool.name"] == "fake_update"
 
 

@@ -55,7 +55,7 @@ async def test_http_calls_are_recorded_with_tcp_transport(http_server: HttpServe
         ok = await client.call_tool("prov_stats", {})
         bad = await client.call_tool("prov_span", {"span_id": "nothex"})
     assert not ok.is_error and bad.is_error
-    spans = list(provenance.iter_spans(ledger))
+    spans = list(provenance.Ledger(ledger).scan())
     assert len(spans) == 2
     assert {s["attributes"]["network.transport"] for s in spans} == {"tcp"}
     if mode == "legacy" and not stateless:
@@ -64,4 +64,4 @@ async def test_http_calls_are_recorded_with_tcp_transport(http_server: HttpServe
     proc.terminate()
     proc.wait(timeout=20)
     assert proc.stdout is not None and proc.stdout.read() == b""  # nothing but the protocol, and HTTP has none
-    assert provenance.verify(ledger).ok
+    assert provenance.Ledger(ledger).verify().ok

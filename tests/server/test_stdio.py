@@ -17,6 +17,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 import provenance
+from provenance._segments import list_chains
 from tests.conftest import ALL_SECRETS, GH, JWT, PASSWORD, result_text
 
 
@@ -50,7 +51,7 @@ async def test_a_stdio_session_records_every_call_with_pipe_transport_and_one_co
             unknown = await client.call_tool(f"tool_{GH}", {"password": PASSWORD, "jwt": JWT})
     assert {t.name for t in listed.tools} >= {"prov_query", "prov_span", "prov_trace", "prov_stats", "prov_verify"}
     assert not ok.is_error and bad.is_error and unknown.is_error
-    spans = list(provenance.iter_spans(ledger))
+    spans = list(provenance.Ledger(ledger).scan())
     assert len(spans) == 3
     assert {s["attributes"]["network.transport"] for s in spans} == {"pipe"}
     assert len({s["attributes"]["mcp-ledger.connection.id"] for s in spans}) == 1
@@ -64,7 +65,7 @@ async def test_a_stdio_session_records_every_call_with_pipe_transport_and_one_co
     for where, blob in blobs.items():
         for secret in ALL_SECRETS:
             assert secret not in blob, f"{where} leaks a secret"
-    assert provenance.verify(ledger).ok
+    assert provenance.Ledger(ledger).verify().ok
 
 
 async def test_two_server_processes_write_one_directory_without_interleaving(tmp_path: Path) -> None:
@@ -78,14 +79,14 @@ async def test_two_server_processes_write_one_directory_without_interleaving(tmp
     async with anyio.create_task_group() as tg:
         tg.start_soon(session, 25)
         tg.start_soon(session, 25)
-    report = provenance.verify(ledger)
+    report = provenance.Ledger(ledger).verify()
     assert report.ok and len(report.chains) == 2 and report.spans == 50
     # Interleaved writes would break a chain's seq/prev links; also check each file names its own chain.
-    for chain, segments in provenance.list_chains(ledger).items():
+    for chain, segments in list_chains(ledger).items():
         for segment in segments:
             header = orjson.loads(segment.path.read_bytes().splitlines()[0])
             assert header["chain"] == chain and header["segment"] == segment.index
-    assert all(len(segments) > 1 for segments in provenance.list_chains(ledger).values())  # rotation happened
+    assert all(len(segments) > 1 for segments in list_chains(ledger).values())  # rotation happened
 
 
 def _writer_pid(ledger: Path) -> int:
@@ -108,18 +109,18 @@ async def test_a_failed_write_refuses_calls_until_the_ledger_is_writable_again(t
         assert results[-1].is_error
         assert "ran but could not be recorded" in result_text(results[-1])
         assert "File too large" in result_text(results[-1])
-        recorded_before = len(list(provenance.iter_spans(ledger)))
+        recorded_before = len(list(provenance.Ledger(ledger).scan()))
         refused = await client.call_tool("prov_stats", {})
         assert refused.is_error and result_text(refused).startswith("refused:")
-        assert len(list(provenance.iter_spans(ledger))) == recorded_before
+        assert len(list(provenance.Ledger(ledger).scan())) == recorded_before
         # Lift the limit on the running server: the next call succeeds and the held spans land.
         subprocess.run(["prlimit", f"--pid={_writer_pid(ledger)}", "--fsize=unlimited:unlimited"], check=True)
         healed = await client.call_tool("prov_stats", {})
         assert not healed.is_error
-    spans = list(provenance.iter_spans(ledger))
+    spans = list(provenance.Ledger(ledger).scan())
     assert len(spans) == len(results) + 2  # nothing acknowledged or refused is lost
     assert [s["attributes"].get("error.type") for s in spans[-3:]] == ["record_failed", "record_failed", None]
-    assert provenance.verify(ledger).ok
+    assert provenance.Ledger(ledger).verify().ok
 
 
 async def test_allow_mode_runs_calls_unrecorded_with_a_warning(tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ async def test_allow_mode_runs_calls_unrecorded_with_a_warning(tmp_path: Path) -
             results = [await client.call_tool("prov_stats", {}) for _ in range(8)]
     assert not any(r.is_error for r in results)
     assert "calls now run unrecorded" in errlog.read_text()
-    assert provenance.verify(ledger).ok
+    assert provenance.Ledger(ledger).verify().ok
 
 
 async def test_environment_twins_configure_a_stdio_server(tmp_path: Path) -> None:
@@ -203,7 +204,7 @@ def test_sigterm_ends_the_server_cleanly_with_its_spans_on_disk(tmp_path: Path) 
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
-    report = provenance.verify(ledger)
+    report = provenance.Ledger(ledger).verify()
     assert report.ok and report.spans == 1 and not report.chains[0].live
 
 
@@ -221,7 +222,7 @@ def test_malformed_tool_calls_on_the_wire_get_an_error_and_a_span_each(tmp_path:
         proc.wait(timeout=20)
     for reply in replies[1:]:
         assert "error" in reply or reply["result"].get("isError") is True, reply
-    spans = list(provenance.iter_spans(ledger))
+    spans = list(provenance.Ledger(ledger).scan())
     assert len(spans) == len(malformed)
     assert all(span["status"]["code"] == "ERROR" for span in spans)
-    assert provenance.verify(ledger).ok
+    assert provenance.Ledger(ledger).verify().ok

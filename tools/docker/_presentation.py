@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 import provenance
+from tools._redact_env import redact_env_values
 from tools.group import InvalidArguments
 
 __all__ = ["LABELS_NOTE", "Cursor", "Limit", "cut", "iso_time", "keyset_page", "shown_env", "shown_labels"]
@@ -35,7 +36,7 @@ def shown_labels(labels: Any) -> dict[str, str]:
 
 
 def shown_env(env: Any) -> list[str]:
-    return [cut(item, 1024) for item in provenance.redact_env_values(list(env or []))[:256]]
+    return [cut(item, 1024) for item in redact_env_values(list(env or []))[:256]]
 
 
 def keyset_page(items: list[Any], key: str, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:

@@ -21,6 +21,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator
 
 import provenance
+from tools._time import time_ns
 from tools.docker._backend import DockerEngine, NotFound
 from tools.docker._binds import check_mounted_binds, resolve_binds
 from tools.docker._presentation import LABELS_NOTE, Cursor, Limit, cut, iso_time, keyset_page, shown_env, shown_labels
@@ -271,8 +272,8 @@ def _time_ns(value: str, name: str) -> int:
             pass
     else:
         try:
-            return provenance.parse_time(text, name=name)
-        except provenance.QueryError:
+            return time_ns(text, name)
+        except InvalidArguments:
             pass
     raise InvalidArguments(f"{name}: use ISO-8601 (2024-05-01T12:00:00Z), Unix seconds or an age (15m)")
 

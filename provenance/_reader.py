@@ -10,11 +10,14 @@ worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from provenance._checkpoint import CHECKPOINT_LOG, CheckpointReport, check_checkpoints, read_checkpoint_log
 from provenance._index import open_index, rebuild_index
+from provenance._keys import PublicKey
+from provenance._proof import prove_span
 from provenance._query import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -105,6 +108,21 @@ class Ledger:
     def verify(self, *, workers: int | None = None) -> VerifyReport:
         """Check every chain: each line parses, ``seq`` has no gaps, every hash link matches."""
         return verify(self.directory, workers=workers)
+
+    def check_checkpoints(self, keys: Sequence[PublicKey], *, witness: Path | None = None) -> CheckpointReport:
+        """Check the signed checkpoints (and a witness's copies) with ``keys`` against the chains: their tails.
+
+        Call it before :meth:`verify`: every line a checkpoint names is then already on disk.
+        """
+        return check_checkpoints(self.directory, keys, witness=witness)
+
+    def checkpoint_count(self) -> int:
+        """How many checkpoints the ledger's checkpoint log holds (nothing about them is checked)."""
+        return len(read_checkpoint_log(self.directory / CHECKPOINT_LOG))
+
+    def prove(self, span_id: str) -> dict[str, Any]:
+        """An inclusion proof of the span against its chain's latest signed checkpoint (``ProofError`` if none)."""
+        return prove_span(self.directory, span_id)
 
     def recover(self) -> list[Path]:
         """Set aside the torn last lines that crashed writers left; return the segments repaired."""

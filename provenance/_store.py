@@ -43,13 +43,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from provenance._redact import canonical_json
 from provenance._segments import recover_torn_tails, segment_name, unfinished_name
 from provenance._span import mark_unrecorded
+
+if TYPE_CHECKING:
+    from provenance._checkpoint import CheckpointWriter
 
 __all__ = ["SCHEMA_VERSION", "FsyncPolicy", "OnFailure", "RecordError", "SpanStore"]
 
@@ -223,6 +226,7 @@ class SpanStore:
         writer: Mapping[str, Any] | None = None,
         fsync_fn: Callable[[int], None] | None = None,
         on_failure: OnFailure = "refuse",
+        checkpoints: CheckpointWriter | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.fsync_policy = fsync
@@ -248,6 +252,11 @@ class SpanStore:
         self._durable = threading.Condition(threading.Lock())
         self._durable_seq = -1
         self._flushing = False
+        # Signed checkpoints (``_checkpoint``): each line's digest is handed to their thread.
+        self._checkpoints = checkpoints
+        self._leaves: list[str] | None = [] if checkpoints is not None else None
+        self._checkpoint_every = checkpoints.every if checkpoints is not None else 0
+        self._synced_seq = -1  # the last line a successful flush covered
 
     @property
     def failed(self) -> bool:
@@ -328,6 +337,8 @@ class SpanStore:
             return -1
         finally:
             os.close(fd)
+        with self._lock:
+            self._synced_seq = max(self._synced_seq, target)
         return target
 
     def recover(self) -> bool:
@@ -367,8 +378,20 @@ class SpanStore:
             if self._open is not None:
                 self._retire(self._open, self._segment_index)
                 self._open = None
+                if not self._fatal:
+                    self._synced_seq = self._seq - 1  # _retire flushed the last segment
             if self._pending:
                 logger.error("%d spans could not be recorded before shutdown", len(self._pending))
+        if self._checkpoints is not None:
+            self._checkpoints.close()  # the chain's closing checkpoint
+
+    def _take_leaves(self) -> tuple[list[str], int]:
+        """For the checkpoint thread: digests of the lines written since the last call, and the last seq on disk."""
+        with self._lock:
+            leaves, self._leaves = self._leaves or [], []
+            if self._fatal:
+                return leaves, -1  # a failed flush: nothing more may be called durable
+            return leaves, self._seq - 1 if self.fsync_policy == "never" else self._synced_seq
 
     def _hold(self, record: dict[str, Any]) -> None:
         """Keep a record the ledger could not take, to write it on recovery; it says what its caller was told."""
@@ -426,7 +449,12 @@ class SpanStore:
         segment.append(line + b"\n")  # all of it or, on OSError, nothing
         self._segment_lines += 1
         self._seq += 1
-        self._prev = "sha256:" + hashlib.sha256(line).hexdigest()
+        self._prev = prev = "sha256:" + hashlib.sha256(line).hexdigest()
+        leaves = self._leaves
+        if leaves is not None:
+            leaves.append(prev)
+            if len(leaves) >= self._checkpoint_every:
+                self._checkpoints.poke()  # type: ignore[union-attr]  # set together with _leaves
 
     def _start(self) -> None:
         """Open the first segment lazily: a probe process that records nothing leaves no chain.
@@ -441,6 +469,8 @@ class SpanStore:
             self._recovery.start()
         if self._syncer is not None and not self._syncer.is_alive():
             self._syncer.start()
+        if self._checkpoints is not None:
+            self._checkpoints.bind(self.chain, self._take_leaves)
 
     def _recover_others(self) -> None:
         try:

@@ -19,7 +19,7 @@ from server import VERSION, resources
 from server.gating import GatingError, select_tools
 from server.logs import configure_logging
 from server.runtime import GroupRuntime
-from server.settings import ServerSettings
+from server.settings import ServerSettings, SettingsError
 from server.toolbridge import ToolEntry, build_tool
 from tools import group_headers, load_catalog, load_group, load_groups
 from tools.group import GroupEnvironment, GroupSettings, ToolGroup
@@ -80,6 +80,7 @@ def create_app(
 
     store = provenance.SpanStore(
         ledger_dir,
+        checkpoints=_checkpoint_writer(settings, ledger_dir) if provenance_enabled else None,
         fsync=settings.fsync,
         fsync_interval=settings.fsync_interval_ms / 1000,
         segment_bytes=int(settings.segment_mb * 1024 * 1024),
@@ -135,6 +136,30 @@ def _preloading(names: list[str], runtimes: Mapping[str, GroupRuntime], served: 
     if unknown:
         raise GatingError(f"--preload: unknown {', '.join(unknown)}; known: {', '.join(sorted(runtimes))}")
     return [runtimes[name] for name in dict.fromkeys(names) if name in served]
+
+
+def _checkpoint_writer(settings: ServerSettings, ledger_dir: Path) -> provenance.CheckpointWriter | None:
+    """The signer of this server's checkpoints; the key is read (or created) now, so a bad one stops the start."""
+    if not settings.checkpoints:
+        return None
+    key = provenance.load_or_create_key(settings.checkpoint_key, ledger_dir=ledger_dir)
+    witness = settings.checkpoint_witness.expanduser() if settings.checkpoint_witness else None
+    if witness is not None:
+        if not witness.is_dir():
+            raise SettingsError(f"--checkpoint-witness: {witness} is not a directory; mount or create it first")
+        if witness.resolve() == ledger_dir.resolve() or ledger_dir.resolve() in witness.resolve().parents:
+            raise SettingsError(
+                f"--checkpoint-witness: {witness} is inside the ledger directory; a witness must be where the "
+                "ledger's writer cannot rewrite it (another volume or host)"
+            )
+    return provenance.CheckpointWriter(
+        ledger_dir,
+        key,
+        every=settings.checkpoint_every,
+        interval=settings.checkpoint_interval,
+        witness=witness,
+        durable=settings.fsync != "never",
+    )
 
 
 @dataclass(frozen=True)

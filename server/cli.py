@@ -28,6 +28,8 @@ model inference) that records every tool call as a span in a hash-chained ledger
   mcp-ledger stats --since 1d      per-tool counts, error rates and durations
   mcp-ledger tail -f               follow new calls of every server writing the ledger
   mcp-ledger verify                check that every chain in the ledger is intact
+  mcp-ledger key show              print the public key that checks the signed checkpoints
+  mcp-ledger prove SPAN_ID         an inclusion proof of a span that anyone can check offline
   mcp-ledger index --rebuild       recreate the query index from the ledger files
   mcp-ledger demo                  a real client session against the server, then its ledger
 
@@ -96,7 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             network_transport="pipe" if stdio else "tcp",
             process_connection_id=provenance.ProvenanceMiddleware.new_process_connection_id() if stdio else None,
         )
-    except GatingError as exc:
+    except (GatingError, SettingsError, provenance.CheckpointKeyError) as exc:
         print(f"mcp-ledger serve: {exc}", file=sys.stderr)
         return 2
     try:
@@ -214,21 +216,112 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.recover:
         for path in ledger.recover():
             print(f"repaired what a crashed writer left in {path.name}", file=sys.stderr)
+    try:
+        keys = [provenance.load_public_key(value) for value in args.public_key or []]
+    except provenance.CheckpointKeyError as exc:
+        print(f"mcp-ledger verify: {exc}", file=sys.stderr)
+        return 2
+    if args.checkpoint_witness and not keys:
+        print("mcp-ledger verify: --checkpoint-witness needs --public-key", file=sys.stderr)
+        return 2
+    # Checkpoints are read before the chains, so every line they name is already on disk.
+    signed = ledger.check_checkpoints(keys, witness=args.checkpoint_witness) if keys else None
     report = ledger.verify(workers=args.workers)
+    ok = report.ok and (signed is None or signed.ok)
     if args.json:
-        _print_json(report.as_dict())
+        result = report.as_dict()
+        result["ok"] = ok
+        result["checkpoints"] = (
+            signed.as_dict() if signed is not None else {"checked": False, "checkpoints": ledger.checkpoint_count()}
+        )
+        _print_json(result)
+        return 0 if ok else 1
+    for chain in report.chains:
+        state = "ok" if chain.ok else f"BROKEN at {chain.failure}"
+        live = " (live)" if chain.live else ""
+        print(f"{chain.chain}{live}: {chain.segments} segment(s), {chain.spans} spans: {state}")
+    for tail in report.unfinished:
+        print(f"note: {tail}; `mcp-ledger verify --recover` sets it aside")
+    for torn in report.torn_files:
+        print(f"note: {torn} holds a torn line set aside from a crashed writer")
+    if signed is None:
+        print(
+            f"note: {ledger.checkpoint_count()} signed checkpoint(s) not checked: pass --public-key "
+            "(`mcp-ledger key show`) to check the tail of every checkpointed chain"
+        )
     else:
-        for chain in report.chains:
-            state = "ok" if chain.ok else f"BROKEN at {chain.failure}"
-            live = " (live)" if chain.live else ""
-            print(f"{chain.chain}{live}: {chain.segments} segment(s), {chain.spans} spans: {state}")
-        for tail in report.unfinished:
-            print(f"note: {tail}; `mcp-ledger verify --recover` sets it aside")
-        for torn in report.torn_files:
-            print(f"note: {torn} holds a torn line set aside from a crashed writer")
-        verdict = "verified" if report.ok else "FAILED"
-        print(f"\n{verdict}: {len(report.chains)} chain(s), {report.spans} spans in {ledger.directory}")
-    return 0 if report.ok else 1
+        witness = f", {signed.witness_checkpoints} at the witness" if signed.witness_checkpoints is not None else ""
+        print(
+            f"checkpoints: {signed.checkpoints} signed{witness}; {len(signed.covered)} chain(s) covered, "
+            f"{len(signed.uncovered)} without any checkpoint"
+        )
+        for chain_name in signed.uncovered:
+            print(f"note: chain {chain_name} has no checkpoint (its tail is not protected)")
+        for failure in signed.failures:
+            print(f"CHECKPOINT FAILED at {failure}")
+    verdict = "verified" if ok else "FAILED"
+    print(f"\n{verdict}: {len(report.chains)} chain(s), {report.spans} spans in {ledger.directory}")
+    return 0 if ok else 1
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    ledger = _existing_ledger(args)
+    if ledger is None:
+        return 2
+    try:
+        proof = ledger.prove(args.span_id)
+    except (provenance.ProofError, provenance.QueryError) as exc:
+        print(f"mcp-ledger prove: {exc}", file=sys.stderr)
+        return 1
+    text = orjson.dumps(proof, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if args.output:
+        Path(args.output).write_bytes(text)
+        print(f"wrote the inclusion proof of span {args.span_id} to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text.decode())
+    return 0
+
+
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    try:
+        keys = [provenance.load_public_key(value) for value in args.public_key]
+    except provenance.CheckpointKeyError as exc:
+        print(f"mcp-ledger verify-proof: {exc}", file=sys.stderr)
+        return 2
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"mcp-ledger verify-proof: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        proof = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        proof = None
+    check = provenance.verify_proof(proof, keys)
+    if args.json:
+        _print_json({"ok": check.ok, "reason": check.reason})
+    elif check.ok:
+        print(f"proof ok: {check.reason}")
+    else:
+        print(f"proof FAILED: {check.reason}")
+    return 0 if check.ok else 1
+
+
+def cmd_key_show(args: argparse.Namespace) -> int:
+    path = Path(args.key).expanduser() if args.key else provenance.default_key_path()
+    existed = path.exists()
+    try:
+        key = provenance.load_or_create_key(path)
+    except provenance.CheckpointKeyError as exc:
+        print(f"mcp-ledger key show: {exc}", file=sys.stderr)
+        return 2
+    if not existed:
+        print(f"created a new checkpoint key at {key.path}", file=sys.stderr)
+    if args.pem:
+        sys.stdout.write(key.public.pem().decode())
+    else:
+        print(key.public.text)
+    return 0
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -347,7 +440,48 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     verify.add_argument(
         "--workers", type=int, default=None, help="processes to verify segments in (default: all cores for big ledgers)"
     )
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        metavar="KEY",
+        help="check the signed checkpoints with this key ('ed25519:…' from `mcp-ledger key show`, or a file); "
+        "repeat for several keys",
+    )
+    verify.add_argument(
+        "--checkpoint-witness", type=Path, metavar="DIR", help="also check the checkpoints held by this witness"
+    )
     verify.set_defaults(func=cmd_verify)
+
+    prove = reader("prove", "print an inclusion proof of a span against the latest signed checkpoint of its chain")
+    prove.add_argument("span_id", metavar="SPAN_ID", help="16 hex digits, as in a result's _meta")
+    prove.add_argument("-o", "--output", metavar="FILE", help="write the proof to FILE instead of stdout")
+    prove.set_defaults(func=cmd_prove)
+
+    verify_proof = sub.add_parser(
+        "verify-proof",
+        help="check an inclusion proof offline (exit 0 only when it holds)",
+        description="Check an inclusion proof from `mcp-ledger prove` or prov_span, without the ledger.",
+    )
+    verify_proof.add_argument("file", metavar="FILE", help="the proof (JSON); - reads stdin")
+    verify_proof.add_argument(
+        "--public-key", action="append", required=True, metavar="KEY", help="'ed25519:…' or a file; repeatable"
+    )
+    verify_proof.add_argument("--json", action="store_true", help="JSON output")
+    verify_proof.set_defaults(func=cmd_verify_proof)
+
+    key = sub.add_parser("key", help="the Ed25519 key that signs checkpoints", description="The checkpoint key.")
+    key_sub = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    key_show = key_sub.add_parser(
+        "show", help="print the public key (created on first use)", description="Print the checkpoint public key."
+    )
+    key_show.add_argument(
+        "--key",
+        default=os.environ.get("MCP_LEDGER_CHECKPOINT_KEY"),
+        help="the private key file (default $XDG_CONFIG_HOME/mcp-ledger/checkpoint-key.pem) "
+        "[env MCP_LEDGER_CHECKPOINT_KEY]",
+    )
+    key_show.add_argument("--pem", action="store_true", help="print it as a PEM public key")
+    key_show.set_defaults(func=cmd_key_show)
 
     tail = reader("tail", "show the newest recorded calls of every writer; -f follows new ones as they land")
     _add_query_filters(tail)

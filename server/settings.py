@@ -66,6 +66,23 @@ class ServerSettings(BaseModel):
     on_record_failure: Literal["refuse", "allow"] = Field(
         default="refuse", description="when a span cannot be written: refuse further calls, or run unrecorded"
     )
+    checkpoints: bool = Field(
+        default=True,
+        description="sign checkpoints of this server's chain (they protect its tail; `mcp-ledger verify --public-key`)",
+    )
+    checkpoint_every: int = Field(
+        default=1000, ge=0, description="write a checkpoint after this many lines (0: never by count)"
+    )
+    checkpoint_interval: float = Field(
+        default=10.0, ge=0, description="seconds between checkpoints while lines are written (0: never by time)"
+    )
+    checkpoint_key: Path | None = Field(
+        default=None,
+        description="Ed25519 signing key, made on first use (default $XDG_CONFIG_HOME/mcp-ledger/checkpoint-key.pem)",
+    )
+    checkpoint_witness: Path | None = Field(
+        default=None, description="also append every checkpoint to checkpoints.jsonl in this directory (another volume)"
+    )
     preview_bytes: int = Field(default=1024, ge=0, le=65536, description="bytes of redacted preview per span")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", description="stderr log level")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +22,12 @@ from server.app import LedgerApp, create_app
 from server.settings import ServerSettings
 from tools import prov
 from tools.group import ToolFailure, ToolGroup, tool
+
+# Servers started by tests (in-process or as subprocesses) sign checkpoints with a key of their own,
+# never with (or into) the user's ~/.config/mcp-ledger.
+os.environ.setdefault(
+    "MCP_LEDGER_CHECKPOINT_KEY", os.path.join(tempfile.mkdtemp(prefix="mcp-ledger-test-key-"), "checkpoint-key.pem")
+)
 
 # One of each secret kind DESIGN.md names, built at run time so no scanner flags this file.
 GH = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"

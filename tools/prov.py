@@ -54,6 +54,12 @@ class SpanArgs(ToolArgs):
 
 class SpanRecord(ToolModel):
     span: dict[str, Any] = Field(description="The full span as stored (digests, redacted previews, upstream facts)")
+    proof: dict[str, Any] | None = Field(
+        default=None,
+        description="Merkle inclusion proof against the latest signed checkpoint; anyone can check it offline "
+        "with `mcp-ledger verify-proof FILE --public-key KEY`",
+    )
+    proof_unavailable: str | None = Field(default=None, description="Why there is no proof (yet)")
 
 
 class TraceArgs(ToolArgs):
@@ -133,11 +139,16 @@ async def prov_query(args: QueryArgs, ledger: Ledger, ctx: Context) -> SpanList:
 
 @tool(read_only=True, idempotent=True, open_world=False)
 async def prov_span(args: SpanArgs, ledger: Ledger, ctx: Context) -> SpanRecord:
-    """Read one recorded call in full: ids, timing, status, input/output digests and previews, upstream facts."""
+    """Read one recorded call in full: ids, timing, status, input/output digests and previews, upstream facts,
+    and an inclusion proof against the latest signed checkpoint (evidence a third party can check)."""
     span = await ledger.read(lambda reader: reader.span(args.span_id))
     if span is None:
         raise ToolFailure(f"no span {args.span_id} in the ledger; list spans with prov_query")
-    return SpanRecord(span=span)
+    try:
+        proof = await ledger.read(lambda reader: reader.prove(args.span_id))
+    except provenance.ProofError as exc:
+        return SpanRecord(span=span, proof_unavailable=str(exc))
+    return SpanRecord(span=span, proof=proof)
 
 
 @tool(read_only=True, idempotent=True, open_world=False)

@@ -493,6 +493,7 @@ class SpanStore:
         fd = os.open(unfinished, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         segment = _OpenSegment(fd)
         saved = (self._open, self._segment_lines, self._seq, self._prev)
+        leaves_before = len(self._leaves) if self._leaves is not None else 0
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             header = {
@@ -508,6 +509,8 @@ class SpanStore:
             self._open = segment
         except OSError:
             self._open, self._segment_lines, self._seq, self._prev = saved
+            if self._leaves is not None:
+                del self._leaves[leaves_before:]  # the header's digest, if it got that far
             if segment.map is not None:
                 segment.map.close()
             os.close(fd)

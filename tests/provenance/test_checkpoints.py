@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -408,3 +409,24 @@ def test_after_a_failed_flush_no_checkpoint_names_more_lines(tmp_path: Path, key
         store.wait_durable(1)
     store.close()
     assert not (tmp_path / CHECKPOINT_LOG).exists()
+
+
+def test_a_segment_that_could_not_be_created_leaves_the_tree_in_step_with_the_chain(
+    tmp_path: Path, key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = provenance.CheckpointWriter(tmp_path, key, every=0, interval=0)
+    store = provenance.SpanStore(tmp_path, fsync="never", segment_bytes=1024, checkpoints=writer)
+    store.append(synthetic_span(0))
+
+    def no_rename(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "rename", no_rename)
+    with pytest.raises(provenance.RecordError):
+        store.append(synthetic_span(1))  # the rotation's new segment is never renamed into place
+    monkeypatch.undo()
+    assert store.recover()
+    store.close()
+    report = check_checkpoints(tmp_path, [key.public])
+    assert report.ok, report.failures
+    assert report.covered == {store.chain: 4}  # two headers, two spans

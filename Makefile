@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest bench clean
+.PHONY: demo test lint pytest bench regenerate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint pytest
+
+# After changing a tool: tools/catalog.json and tests/toolsnaps/<tool>.json from the groups' code.
+regenerate: $(STAMP)
+	$(BIN)/python -m tools.regenerate
 
 # Benchmarks print a table and write JSON under bench/results/; DuckDB is a comparison point in
 # bench/store.py only, so it is installed here and never as a dependency of the project.

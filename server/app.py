@@ -21,7 +21,7 @@ from server.logs import configure_logging
 from server.runtime import GroupRuntime
 from server.settings import ServerSettings, SettingsError
 from server.toolbridge import ToolEntry, build_tool
-from tools import group_headers, load_catalog, load_group, load_groups
+from tools import catalog_entries, group_headers, load_group
 from tools.group import GroupEnvironment, GroupSettings, ToolGroup
 
 __all__ = ["VERSION", "LedgerApp", "create_app"]
@@ -173,20 +173,22 @@ class _Listing:
 
 
 def _listings(groups: list[ToolGroup[Any]] | None) -> list[_Listing]:
-    """From tools/catalog.json when it is current (no group module imported), else from the groups."""
-    catalog = load_catalog() if groups is None else None
-    if catalog is not None:
-        entries = [ToolEntry(**entry) for entry in catalog["tools"].values()]
-        return [
-            _Listing(
-                header.name,
-                header.settings,
-                [entry for entry in entries if entry.group == header.name],
-                functools.partial(load_group, header.name),
+    """Each group from tools/catalog.json when the catalog is current for it (its module is not
+    imported), else from the group's code."""
+    if groups is None:
+        listings = []
+        for header in group_headers():
+            resolve = functools.partial(load_group, header.name)
+            cached = catalog_entries(header.name)
+            if cached is not None:
+                listings.append(_Listing(header.name, header.settings, [ToolEntry(**e) for e in cached], resolve))
+                continue
+            logger.warning(
+                "tools/catalog.json is stale for group %s: listed from its code (make regenerate)", header.name
             )
-            for header in group_headers()
-        ]
-    loaded = load_groups() if groups is None else groups
+            entries = [ToolEntry.from_spec(spec) for spec in load_group(header.name).tools]
+            listings.append(_Listing(header.name, header.settings, entries, resolve))
+        return listings
     return [
         _Listing(
             group.name,
@@ -194,7 +196,7 @@ def _listings(groups: list[ToolGroup[Any]] | None) -> list[_Listing]:
             [ToolEntry.from_spec(spec) for spec in group.tools],
             functools.partial(_same, group),
         )
-        for group in loaded
+        for group in groups
     ]
 
 

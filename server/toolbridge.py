@@ -20,9 +20,11 @@ from pydantic import ConfigDict, ValidationError
 
 from provenance import annotate
 from server.runtime import GroupRuntime, missing_extra
+from server.schema import compact_schema
+from tools import source_digest
 from tools.group import InvalidArguments, ToolFailure, ToolGroup, ToolSpec
 
-__all__ = ["ToolEntry", "build_tool", "describe_validation_error", "generate_catalog"]
+__all__ = ["ToolEntry", "build_tool", "describe_validation_error", "generate_catalog", "model_schemas"]
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -82,8 +84,8 @@ class ToolEntry:
 
     @classmethod
     def from_spec(cls, spec: ToolSpec) -> ToolEntry:
-        """The entry as the models say (this is what tools/catalog.json caches)."""
-        output = FuncMetadata(arg_model=_RawArguments, output_model=spec.output_type).output_schema
+        """The entry as the models say, schemas compacted (this is what tools/catalog.json caches)."""
+        input_schema, output_schema = model_schemas(spec)
         hints = spec.hints
         return cls(
             name=spec.name,
@@ -96,18 +98,27 @@ class ToolEntry:
             open_world=hints.open_world,
             exports_credentials=hints.exports_credentials,
             timeout=hints.timeout,
-            input_schema=spec.input_model.model_json_schema(),
-            output_schema=output,
+            input_schema=compact_schema(input_schema),
+            output_schema=None if output_schema is None else compact_schema(output_schema),
         )
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+def model_schemas(spec: ToolSpec) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The input and output schemas as pydantic and the SDK write them, before compaction."""
+    output = FuncMetadata(arg_model=_RawArguments, output_model=spec.output_type).output_schema
+    return spec.input_model.model_json_schema(), output
+
+
 def generate_catalog(groups: list[ToolGroup[Any]]) -> dict[str, Any]:
-    """What ``tools/catalog.json`` holds for these groups."""
+    """What ``tools/catalog.json`` holds for these groups; ``source`` lets a server notice a group
+    edited since (see ``tools.catalog_entries``)."""
     return {
-        "groups": {group.name: {"description": group.description} for group in groups},
+        "groups": {
+            group.name: {"description": group.description, "source": source_digest(group.name)} for group in groups
+        },
         "tools": {spec.name: ToolEntry.from_spec(spec).as_dict() for group in groups for spec in group.tools},
     }
 

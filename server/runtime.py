@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
+from pydantic import BaseModel
 
 from provenance import annotate
 from tools.group import Backend, GroupEnvironment, MissingExtra, TargetClients, ToolFailure, ToolGroup, ToolSpec
@@ -99,21 +99,20 @@ class GroupRuntime:
         """The group's backend, connected on first use (None for a group without one)."""
         return (await self._connected()).backend
 
-    @asynccontextmanager
-    async def using(self, target_kind: str | None, target: str | None) -> AsyncIterator[Any]:
-        """What one call's tool function receives: the backend, or the client of the target it names
-        (``target`` None: the default one). Counted, so that a reload never closes it under the call."""
-        held = await self._connected()
+    async def run(self, spec: ToolSpec, args: BaseModel, ctx: Any) -> Any:
+        """Call the tool function with what it takes: the backend, or the client of the target the call
+        names (the default one when it names none). Counted, so that a reload never closes it under the call."""
+        held = self._held or await self._connected()
         held.users += 1
         try:
-            if target_kind is None:
-                yield held.backend
-                return
+            kind = spec.hints.target
+            if kind is None:
+                return await spec.fn(args, held.backend, ctx)
             if not isinstance(held.backend, TargetClients):
                 raise TypeError(f"group {self.name}: tools with a target need connect() to return TargetClients")
-            async with held.backend.lease(target) as (name, client):
-                annotate(**{target_kind: name})
-                yield client
+            async with held.backend.lease(getattr(args, kind)) as (name, client):
+                annotate(**{kind: name})
+                return await spec.fn(args, client, ctx)
         finally:
             held.users -= 1
             if held.retired and held.users == 0:

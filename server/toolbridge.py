@@ -128,19 +128,20 @@ def build_tool(entry: ToolEntry, runtime: GroupRuntime) -> Tool:
     arguments are validated with the tool's own model (short messages naming fields, never values)."""
     metadata = FuncMetadata(arg_model=_RawArguments, output_schema=entry.output_schema)
 
+    resolved: list[ToolSpec] = []
+
     async def call(ctx: Context, arguments: dict[str, Any]) -> Any:
         try:
-            spec = await runtime.spec(entry.name)
-            if metadata.output_model is None:
-                metadata.output_model = spec.output_type  # read live by the SDK when it converts the result
+            if not resolved:
+                resolved.append(await runtime.spec(entry.name))
+                metadata.output_model = resolved[0].output_type  # read live by the SDK when it converts the result
+            spec = resolved[0]
             try:
                 args = spec.input_model.model_validate(arguments)
             except ValidationError as exc:
                 annotate(exception_type="InvalidArguments")
                 raise InvalidArguments(describe_validation_error(exc)) from None
-            kind = spec.hints.target
-            async with runtime.using(kind, getattr(args, kind) if kind else None) as backend:
-                return await spec.fn(args, backend, ctx)
+            return await runtime.run(spec, args, ctx)
         except ToolFailure as exc:
             raise ToolError(str(exc)) from None
         except ModuleNotFoundError as exc:

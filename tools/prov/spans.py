@@ -1,26 +1,16 @@
-"""prov: the agent's view of the ledger — query spans, read a span or a trace, stats, verify.
-
-All read-only. These tools read the ledger directory this server writes to (every writer's chains,
-not just this process's) through ``provenance.Ledger``, the reader the CLI and the resources use too.
-Calls to them are recorded like any other call.
-"""
+"""Recorded calls: list them, read one in full, read a trace, per-tool statistics."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import anyio.to_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 import provenance
 from tools._time import time_arg
-from tools.group import GroupEnvironment, ToolArgs, ToolFailure, ToolGroup, ToolModel, tool
-
-T = TypeVar("T")
+from tools.group import ToolArgs, ToolFailure, ToolModel, tool
+from tools.prov._backend import Ledger
 
 TimeArg = time_arg("ISO-8601 time (no offset = UTC) or an age such as 15m, 2h, 7d; compared with span start")
 
@@ -86,36 +76,6 @@ class Stats(ToolModel):
     groups: list[dict[str, Any]] = Field(description="The same per tool group")
 
 
-class VerifyArgs(ToolArgs):
-    pass
-
-
-class Verification(ToolModel):
-    ok: bool = Field(description="True when every chain is intact")
-    chains: int
-    spans: int
-    lines: int
-    failures: list[dict[str, Any]] = Field(description="Per broken chain: file, line and what failed")
-    torn_files: list[str] = Field(description="Torn tails of crashed writers that were set aside")
-
-
-class Ledger:
-    """The group's backend: the ledger's one reader, its reads run in a worker thread."""
-
-    def __init__(self, directory: Path) -> None:
-        self.reader = provenance.Ledger(directory)
-
-    async def aclose(self) -> None:
-        """Nothing stays open between calls."""
-
-    async def read(self, question: Callable[[provenance.Ledger], T]) -> T:
-        """Ask the reader; a bad parameter is an error result that says what to fix."""
-        try:
-            return await anyio.to_thread.run_sync(question, self.reader)
-        except provenance.QueryError as exc:
-            raise ToolFailure(str(exc)) from None
-
-
 @tool(read_only=True, idempotent=True, open_world=False)
 async def prov_query(args: QueryArgs, ledger: Ledger, ctx: Context) -> SpanList:
     """List recorded tool calls, newest first, filtered by tool, group, status, session, trace and time.
@@ -164,20 +124,3 @@ async def prov_trace(args: TraceArgs, ledger: Ledger, ctx: Context) -> Trace:
 async def prov_stats(args: StatsArgs, ledger: Ledger, ctx: Context) -> Stats:
     """Per-tool and per-group call counts, error rates and p50/p95/p99 durations over a time range."""
     return Stats(**await ledger.read(lambda reader: reader.stats(since=args.since, until=args.until)))
-
-
-@tool(read_only=True, idempotent=True, open_world=False)
-async def prov_verify(args: VerifyArgs, ledger: Ledger, ctx: Context) -> Verification:
-    """Check that the ledger is intact: every line parses, seq has no gaps, every hash link matches."""
-    report = await ledger.read(lambda reader: reader.verify())
-    return Verification(**report.as_dict())
-
-
-async def connect(environment: GroupEnvironment[Any]) -> Ledger:
-    return Ledger(environment.ledger_dir)
-
-
-def register() -> ToolGroup[Ledger]:
-    group = ToolGroup("prov", "The ledger of recorded tool calls: query, inspect, verify", connect=connect)
-    group.add_module(sys.modules[__name__])
-    return group

@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet duckdb
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.store
+	$(BIN)/python -m bench.toolslist
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

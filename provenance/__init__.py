@@ -9,7 +9,13 @@ resources and the prov tools. A :class:`CheckpointWriter` signs the store's chai
 
 from provenance._annotate import annotate
 from provenance._checkpoint import CheckpointWriter
-from provenance._keys import CheckpointKeyError, default_key_path, load_or_create_key, load_public_key
+from provenance._keys import (
+    CheckpointKeyError,
+    default_key_path,
+    load_or_create_key,
+    load_public_key,
+    parse_public_key,
+)
 from provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts
 from provenance._proof import ProofError, verify_proof
 from provenance._query import QueryError
@@ -35,6 +41,7 @@ __all__ = [
     "default_ledger_dir",
     "load_or_create_key",
     "load_public_key",
+    "parse_public_key",
     "redact_payload",
     "redact_text",
     "verify_proof",

@@ -29,6 +29,7 @@ __all__ = [
     "default_key_path",
     "load_or_create_key",
     "load_public_key",
+    "parse_public_key",
 ]
 
 KEY_ENV = "MCP_LEDGER_CHECKPOINT_KEY"
@@ -169,6 +170,21 @@ def _create(path: Path) -> SigningKey:
     return SigningKey(private, path)
 
 
+def parse_public_key(text: str, *, name: str = "public_key") -> PublicKey:
+    """A public key from its ``ed25519:<base64>`` text only (never a path: safe for untrusted input)."""
+    raw = b""
+    if text.strip().startswith(PUBLIC_PREFIX):
+        try:
+            raw = base64.b64decode(text.strip()[len(PUBLIC_PREFIX) :].strip(), validate=True)
+        except binascii.Error:
+            raw = b""
+    if len(raw) != 32:
+        raise CheckpointKeyError(
+            f"{name}: expected 'ed25519:' and the base64 of 32 bytes, as `mcp-ledger key show` prints it"
+        )
+    return PublicKey(raw)
+
+
 def load_public_key(value: str) -> PublicKey:
     """A public key from ``ed25519:<base64>``, or from a file holding that line or a PEM public or private key."""
     text = value.strip()
@@ -182,13 +198,7 @@ def load_public_key(value: str) -> PublicKey:
                 f"`mcp-ledger key show` prints the key"
             ) from None
     if text.startswith(PUBLIC_PREFIX):
-        try:
-            raw = base64.b64decode(text[len(PUBLIC_PREFIX) :].strip(), validate=True)
-        except binascii.Error:
-            raw = b""
-        if len(raw) != 32:
-            raise CheckpointKeyError("--public-key: expected 'ed25519:' and the base64 of 32 bytes")
-        return PublicKey(raw)
+        return parse_public_key(text, name="--public-key")
     der = _pem_body(text, "PUBLIC KEY")
     if der is not None and len(der) == len(_SPKI_PREFIX) + 32 and der.startswith(_SPKI_PREFIX):
         return PublicKey(der[len(_SPKI_PREFIX) :])

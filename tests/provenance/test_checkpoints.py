@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -430,3 +431,29 @@ def test_a_segment_that_could_not_be_created_leaves_the_tree_in_step_with_the_ch
     report = check_checkpoints(tmp_path, [key.public])
     assert report.ok, report.failures
     assert report.covered == {store.chain: 4}  # two headers, two spans
+
+
+async def test_prov_verify_with_the_public_key_sees_a_deleted_chain(
+    connect: Any, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public = run(capsys, "key", "show")[1].splitlines()[0]  # the key the servers sign with (the tests' own)
+    async with connect(mode) as (client, first):
+        await client.call_tool("fake_echo", {"text": "soon gone"})
+    gone = first.store.chain  # closed: its closing checkpoint covers the call
+    async with connect(mode) as (client, app):
+        checked = (await client.call_tool("prov_verify", {"public_key": public})).structured_content
+        assert checked is not None
+        assert checked["ok"] is True
+        assert checked["checkpoints"]["chains_covered"] >= 1
+        delete_the_whole_chain(app.ledger_dir, gone)
+        plain = (await client.call_tool("prov_verify", {})).structured_content
+        assert plain is not None
+        assert plain["ok"] is True
+        assert plain["checkpoints"] is None
+        checked = (await client.call_tool("prov_verify", {"public_key": public})).structured_content
+        assert checked is not None
+        assert checked["ok"] is False
+        assert checked["checkpoints"]["failures"][0]["where"] == gone
+        assert "chain is missing" in checked["checkpoints"]["failures"][0]["reason"]
+        bad = await client.call_tool("prov_verify", {"public_key": "/etc/passwd"})
+        assert bad.is_error

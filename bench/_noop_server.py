@@ -1,6 +1,6 @@
 """The benchmark's no-op server over stdio: ``python -m bench._noop_server --provenance on|off``.
 
-Built like ``mcp-ledger serve`` builds the stdio server (pipe transport, one connection id per
+Built like ``mcp-ledger serve`` builds the stdio server (its guarded transport, pipe, one connection id per
 process). stdout belongs to the protocol: nothing else may write to it.
 """
 
@@ -15,6 +15,7 @@ import anyio
 
 import provenance
 from bench._noop import build_app
+from server.transport import serve_stdio
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         process_connection_id=provenance.ProvenanceMiddleware.new_process_connection_id(),
     )
     try:
-        anyio.run(app.server.run_stdio_async)
+        anyio.run(serve_stdio, app)
     except KeyboardInterrupt:
         pass
     finally:

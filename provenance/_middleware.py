@@ -194,6 +194,21 @@ class _OpenCall(SpanBuilder):
             otel_context.detach(self.otel_token)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class _RejectedCall:
+    """The part of a request context a span reads, for a call refused before the SDK parsed it."""
+
+    params: dict[str, Any]
+    request_id: str | int | None
+    session: None = None
+    protocol_version: None = None
+
+    @property
+    def meta(self) -> Mapping[str, Any] | None:
+        meta = self.params.get("_meta")
+        return meta if isinstance(meta, dict) else None
+
+
 def _trace_parent(traceparent: Any, new_trace_id: str) -> tuple[str, str | None]:
     """The caller's trace id and parent span id from a W3C ``traceparent``, or a new trace."""
     if isinstance(traceparent, str):
@@ -431,6 +446,21 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             _redact_error_text(result)
             span.fail(TOOL_ERROR, _first_text(result))
         return result
+
+    async def record_rejected(
+        self, *, request_id: str | int | None, params: Any, code: int, message: str, session_id: str | None = None
+    ) -> str:
+        """Record the one span of a ``tools/call`` the transport answered with a JSON-RPC error before the
+        server saw it (a malformed envelope: see ``server._jsonrpc_guard``); returns its span id."""
+        ctx = _RejectedCall(params if isinstance(params, dict) else {"arguments": params}, request_id)
+        span = _OpenCall(ctx, self, _tracer(self.server_version))  # type: ignore[arg-type]  # reads only these fields
+        if session_id:
+            span.attributes["mcp.session.id"] = session_id[:256]
+        span.fail(str(code), message)
+        seq = self._record(span, None)
+        if seq is not None and self.store.fsync_policy == "always":
+            await self._wait_durable(seq)
+        return span.span_id
 
     def _timed_out(self, span: _OpenCall, timeout: float) -> dict[str, Any]:
         source = "the tool's own timeout" if span.tool in self._own_timeouts else "--call-timeout"

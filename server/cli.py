@@ -105,13 +105,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if stdio:
             import anyio
 
+            from server.transport import serve_stdio
+
             _exit_on_sigterm(app)
-            anyio.run(app.server.run_stdio_async)
+            anyio.run(serve_stdio, app)
         else:
             # uvicorn turns SIGTERM and SIGINT into a graceful shutdown; the ledger is closed below.
             import uvicorn
 
-            http_app = app.server.streamable_http_app(stateless_http=settings.stateless, host=settings.host)
+            from server.transport import guarded_http_app
+
+            http_app = guarded_http_app(
+                app, app.server.streamable_http_app(stateless_http=settings.stateless, host=settings.host)
+            )
             config = uvicorn.Config(
                 http_app, host=settings.host, port=settings.port, log_config=None, log_level=settings.log_level.lower()
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -9,7 +10,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -65,3 +68,67 @@ async def test_http_calls_are_recorded_with_tcp_transport(http_server: HttpServe
     proc.wait(timeout=20)
     assert proc.stdout is not None and proc.stdout.read() == b""  # nothing but the protocol, and HTTP has none
     assert provenance.Ledger(ledger).verify().ok
+
+
+HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+CALL = '"method":"tools/call","params":{"name":"prov_stats","arguments":{}}'
+DEEP = "[" * 300 + "]" * 300
+
+# (body posted, expected error code, the id in the answer, the jsonrpc.request.id its span records or NO_SPAN)
+NO_SPAN = "no span"
+MALFORMED_BODIES: list[tuple[str, int, Any, str | None]] = [
+    ("this is not json", -32700, None, NO_SPAN),
+    ('{"jsonrpc":"1.0","id":31,' + CALL + "}", -32600, 31, "31"),
+    ('{"jsonrpc":"2.0","id":32,"method":"tools/call","params":["prov_stats"]}', -32602, 32, "32"),
+    ('[{"jsonrpc":"2.0","id":33,' + CALL + "}]", -32600, [33], "33"),
+    ('{"jsonrpc":"2.0","id":1.5,' + CALL + "}", -32600, None, None),
+    ('{"jsonrpc":"2.0","id":35,"method":"tools/call","params":{"name":"prov_stats","arguments":{"a":' + DEEP + "}}}",
+     -32602, 35, "35"),
+]  # fmt: skip
+
+
+async def test_malformed_posts_get_one_answer_and_a_span_each_and_the_server_keeps_serving(
+    http_server: HttpServer,
+) -> None:
+    url, ledger, _, _ = http_server
+    async with httpx.AsyncClient(timeout=20) as http:
+        for body, code, request_id, _ in MALFORMED_BODIES:
+            response = await http.post(url, content=body.encode(), headers=HEADERS)
+            assert response.status_code == 400
+            answer = response.json()
+            if isinstance(request_id, list):
+                assert [a["id"] for a in answer] == request_id and {a["error"]["code"] for a in answer} == {code}
+            else:
+                assert answer["id"] == request_id and answer["error"]["code"] == code
+        # A string cut inside an emoji (no client library sends one) reaches the tool with U+FFFD instead.
+        cut = await _legacy_call(http, url, '{"name":"prov_query","arguments":{"tool":"cut \\ud83d"}}')
+        assert cut["id"] == 9 and cut["result"]["isError"] is False
+    async with Client(streamable_http_client(url)) as client:
+        ok = await client.call_tool("prov_stats", {})
+    assert ok.is_error is False
+    spans = list(provenance.Ledger(ledger).scan())
+    refused = [s for s in spans if s["attributes"].get("error.type") in ("-32600", "-32602")]
+    expected = [(span_id, code) for _, code, _, span_id in MALFORMED_BODIES if span_id != NO_SPAN]
+    assert [
+        (s["attributes"].get("jsonrpc.request.id"), int(s["attributes"]["error.type"])) for s in refused
+    ] == expected
+    assert len(spans) == len(expected) + 2
+    assert "cut \ufffd" in spans[-2]["input"]["preview"]
+    assert provenance.Ledger(ledger).verify().ok
+
+
+async def _legacy_call(http: httpx.AsyncClient, url: str, params: str) -> Any:
+    """initialize, initialized, then one raw tools/call (id 9) on that session; its answer."""
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    response = await http.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}, headers=HEADERS
+    )
+    headers = {**HEADERS, "mcp-protocol-version": "2025-11-25"}
+    if "mcp-session-id" in response.headers:
+        headers["mcp-session-id"] = response.headers["mcp-session-id"]
+    await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+    body = '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":' + params + "}"
+    response = await http.post(url, content=body.encode(), headers=headers)
+    assert response.status_code == 200, response.text
+    data = [line[5:] for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+    return json.loads(data[-1] if data else response.text)

@@ -1,0 +1,194 @@
+"""The two transports, with every inbound message screened by ``server._jsonrpc_guard`` first.
+
+stdio replaces the SDK's ``stdio_server`` reading step (which turns a message it cannot parse into an
+exception the server drops): lines are read as bytes, screened, and either handed to the server or
+answered here, and a refused ``tools/call`` gets its span through
+``ProvenanceMiddleware.record_rejected`` before the answer is written. As the SDK does, fd 0 and fd 1
+point at the null device and stderr while serving, so stray output of handlers and child processes
+cannot corrupt the wire. Streamable HTTP (stateful and stateless) gets an ASGI layer in front of the
+SDK's app that does the same for the body of every POST to the MCP endpoint.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import anyio
+import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.shared.message import SessionMessage
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST
+
+from server._jsonrpc_guard import Ignored, Rejection, Repaired, error_reply, screen
+
+if TYPE_CHECKING:
+    from server.app import LedgerApp
+
+__all__ = ["guarded_http_app", "serve_stdio"]
+
+logger = logging.getLogger("mcp_ledger.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def _record(app: LedgerApp, rejection: Rejection, session_id: str | None = None) -> None:
+    for call in rejection.calls:
+        await app.middleware.record_rejected(
+            request_id=call.request_id, params=call.params, code=call.code, message=call.message, session_id=session_id
+        )
+
+
+def _claim_stdio() -> tuple[BinaryIO, BinaryIO, Callable[[], None]]:
+    """Private copies of fd 0 and 1 for the wire; fd 0 then reads the null device and fd 1 writes to stderr."""
+    wire_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    wire_out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+
+    def restore() -> None:
+        os.dup2(wire_in, 0)
+        os.dup2(wire_out, 1)
+
+    # closefd=False: a reader thread may still block on the descriptor after the transport ends.
+    return os.fdopen(wire_in, "rb", closefd=False), os.fdopen(wire_out, "wb", closefd=False), restore
+
+
+async def serve_stdio(app: LedgerApp) -> None:
+    """Serve one client over stdin/stdout until stdin closes."""
+    wire_in, wire_out, restore = _claim_stdio()
+    lines = anyio.wrap_file(wire_in)
+    out = anyio.wrap_file(wire_out)
+    to_server: MemoryObjectSendStream[SessionMessage | Exception]
+    from_client: MemoryObjectReceiveStream[SessionMessage | Exception]
+    to_server, from_client = anyio.create_memory_object_stream(0)
+    to_client: MemoryObjectSendStream[SessionMessage | bytes]
+    outbox: MemoryObjectReceiveStream[SessionMessage | bytes]
+    to_client, outbox = anyio.create_memory_object_stream(0)
+
+    async def read() -> None:
+        async with to_server, to_client.clone() as answers:
+            async for line in lines:
+                try:
+                    screened = screen(line)
+                except Exception:  # a bug here must cost one message, not the connection
+                    logger.exception("stdio: could not screen a message")
+                    screened = Rejection(error_reply(None, INTERNAL_ERROR, "Internal error: the message was not read"))
+                if isinstance(screened, Rejection):
+                    await _record(app, screened)
+                    await answers.send(orjson.dumps(screened.reply))
+                elif isinstance(screened, Ignored):
+                    logger.debug("stdio: nothing to answer (%s)", screened.reason)
+                else:
+                    message = screened.message if isinstance(screened, Repaired) else screened
+                    await to_server.send(SessionMessage(message))
+
+    async def write() -> None:
+        async with outbox:
+            async for item in outbox:
+                if isinstance(item, SessionMessage):
+                    item = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+                await out.write(item + b"\n")
+                await out.flush()
+
+    lowlevel = _lowlevel_server(app)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(read)
+            tasks.start_soon(write)
+            async with to_client:
+                await lowlevel.run(from_client, to_client, lowlevel.create_initialization_options())
+    finally:
+        restore()
+
+
+def _lowlevel_server(app: LedgerApp) -> Any:
+    """The SDK's low-level server inside ``MCPServer`` (private in mcp 2.3; its public ``run_stdio_async``
+    is what this module replaces). Pinned by tests/server/test_jsonrpc_guard.py."""
+    return app.server._lowlevel_server
+
+
+_MCP_PATH = "/mcp"
+_MAX_BODY = 4 * 1024 * 1024  # the SDK's own default limit (DEFAULT_MAX_REQUEST_BODY_SIZE) applies after this
+
+
+def guarded_http_app(app: LedgerApp, inner: ASGIApp) -> ASGIApp:
+    """``inner`` (the SDK's streamable HTTP app) behind the guard: each POSTed JSON-RPC body is screened;
+    a refused one is answered here with HTTP 400 and a JSON-RPC error, a repaired one passed on re-encoded."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != _MCP_PATH:
+            await inner(scope, receive, send)
+            return
+        body, complete = await _read_body(receive, _MAX_BODY)
+        if not complete:  # too big to screen: the SDK's limit answers it
+            await inner(scope, _replay(body, receive, more=True), send)
+            return
+        screened = screen(body)
+        if isinstance(screened, Rejection | Ignored):
+            reply: Any = screened.reply if isinstance(screened, Rejection) else None
+            if isinstance(screened, Rejection):
+                await _record(app, screened, _header(scope, b"mcp-session-id"))
+            else:  # HTTP answers every POST; a notification the server cannot take is refused as such
+                reply = error_reply(None, INVALID_REQUEST, f"Invalid request: {screened.reason}")
+            await _respond(send, 400, orjson.dumps(reply))
+            return
+        if isinstance(screened, Repaired):
+            body = screened.message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+            scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        await inner(scope, _replay(body, receive), send)
+
+    return guarded
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, receive: Receive, *, more: bool = False) -> Receive:
+    """A ``receive`` that first hands over the body already read, then the rest of the original stream."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replay
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

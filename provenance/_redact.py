@@ -429,13 +429,15 @@ _MAYBE_SECRET = re.compile(
     rb"|session.key|access.key|signing.key|auth.?header|env|pwd|://|[?&;](?:key|sig|code|x-amz)"
 )
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def canonical_json(value: Any) -> bytes:
     """Sorted, compact UTF-8 JSON of ``value``.
 
-    orjson refuses integers beyond 64 bits (JSON allows them; a client may send one) and types that
-    are not JSON; those values take a slower path instead of failing the span.
+    orjson refuses integers beyond 64 bits (JSON allows them; a client may send one), strings with a
+    lone surrogate (U+FFFD there instead) and types that are not JSON; those values take a slower path
+    instead of failing the span.
     """
     try:
         return orjson.dumps(value, option=_CANONICAL)
@@ -444,12 +446,14 @@ def canonical_json(value: Any) -> bytes:
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int):
+    if isinstance(value, str):  # a lone surrogate (a Python caller's string cut inside an emoji) cannot be UTF-8
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if value is None or isinstance(value, int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None  # as orjson writes them
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_jsonable(str(k)): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return str(value)

@@ -113,6 +113,7 @@ class _Rule:
     lowered: bool = False  # matched against the lower-cased text (names and schemes are case-insensitive)
     # What of a match is the secret, given the original text; None: nothing. Default: all of it.
     cut: Callable[[re.Match[str], str], _Span | None] | None = None
+    assignment: bool = False  # needs a ``=`` or ``:`` in the text
 
 
 def _basic_credential(match: re.Match[str], text: str) -> _Span | None:
@@ -141,8 +142,6 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 def _assigned_value(match: re.Match[str], text: str) -> _Span | None:
     """The value of a ``name=value``, unless it is a count (``max_tokens=512`` stays)."""
     value = match.group("v")
-    if value is None:
-        return None  # a long name run, consumed so it is not scanned again
     if value.strip("\\\"'").isdigit():
         lowered, start = match.string, match.start()
         while start > 0 and match.start() - start < 64 and lowered[start - 1] in _NAME_CHARS:
@@ -157,14 +156,12 @@ def _group_v(match: re.Match[str], text: str) -> _Span | None:
 
 
 # ``name=value`` in text (``api_key=…``, ``--password=…``, ``DB_PASSWORD: …``, ``"token": "…"``): a name
-# run holding a secret word, ``=`` or ``:``, then the value (quoted, bounded, or up to a delimiter). Every
-# candidate word inside one run of name characters reaches the same end of that run, so a run of 32 or
-# more is consumed in one match (not a secret) rather than retried from each word inside it; shorter
-# runs and the blanks around the separator are bounded, so each attempt costs at most about 100 steps.
+# run holding a secret word, ``=`` or ``:``, then the value (quoted, bounded, or up to a delimiter). The
+# rest of the name and the blanks around the separator are bounded, so an attempt that fails costs at
+# most about 70 steps however many secret words one long run of name characters holds.
 _ASSIGNMENT = (
-    r"(?:[a-z0-9_.-]{0,32}+(?:\\?[\"'])?[ \t]{0,16}+[=:][ \t]{0,16}+"
+    r"[a-z0-9_.-]{0,32}+(?:\\?[\"'])?[ \t]{0,16}+[=:][ \t]{0,16}+"
     r"(?!\\?[\"']?\[redacted)(?P<v>\\?\"[^\"\\\r\n]{1,256}+\\?\"|'[^'\r\n]{1,256}+'|\\?[\"']?[^\s&\"'<>;,)}\]\\]++)"
-    r"|[a-z0-9_.-]{32,}+)"
 )
 _SECRET_NAMES = (  # (the literal, what must follow it); the same words as _SECRET_WORDS, spelt for text
     ("token", ""),
@@ -190,13 +187,14 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("hf-token", "hf_", re.compile(r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{30,}")),
     _Rule("aws-access-key", "AKIA", re.compile(r"AKIA(?<!\wAKIA)[0-9A-Z]{16}\b")),
     _Rule("aws-access-key", "ASIA", re.compile(r"ASIA(?<!\wASIA)[0-9A-Z]{16}\b")),
-    # As for names: every ``eyJ`` inside one run of segment characters reaches the same end of that run,
-    # so when the first fails they all do; the second alternative consumes the run instead.
+    # Every ``eyJ`` inside one run of segment characters reaches the same end of that run, so when the first
+    # fails they all do: the second alternative consumes a long run instead of retrying it from each (a
+    # short one is retried, at most 64 characters each time).
     _Rule(
         "jwt",
         "eyJ",
         re.compile(
-            rf"eyJ(?<!\weyJ)(?:{_SEGMENT}{{4,}}+\.eyJ{_SEGMENT}{{4,}}+\.(?P<sig>{_SEGMENT}{{4,}}+)|{_SEGMENT}*+)"
+            rf"eyJ(?<!\weyJ)(?:{_SEGMENT}{{4,}}+\.eyJ{_SEGMENT}{{4,}}+\.(?P<sig>{_SEGMENT}{{4,}}+)|{_SEGMENT}{{64,}}+)"
         ),
         cut=_whole_jwt,
     ),
@@ -221,7 +219,7 @@ _RULES: tuple[_Rule, ...] = (
         cut=_group_v,
     ),
     *(
-        _Rule("key-value", word, re.compile(word + after + _ASSIGNMENT), lowered=True, cut=_assigned_value)
+        _Rule("key-value", word, re.compile(word + after + _ASSIGNMENT), True, _assigned_value, assignment=True)
         for word, after in _SECRET_NAMES
     ),
 )
@@ -272,6 +270,53 @@ def _pem_blocks(text: str) -> Iterator[_Found]:
 
 
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+# Matches looked at in Python per text (cuts, and candidates a rule's check turns down). Past that the
+# rest of the text is cut whole: it fails closed, and the work per text stays within a few milliseconds
+# on top of the regex engine's linear scans, however densely a text is packed with candidates.
+_MATCHES_PER_TEXT = 4096
+TOO_MANY = "too-many-candidates"
+
+
+class _Scan:
+    """One text's scan by every rule, within the per-text budget of matches looked at in Python."""
+
+    def __init__(self, text: str, lowered: str) -> None:
+        self.text = text
+        self.lowered = lowered
+        self.found: list[_Found] = []
+        self.left = _MATCHES_PER_TEXT
+        self.limit = len(text)  # the rest of the text from here is cut whole
+        self.assignments = "=" in lowered or ":" in lowered
+
+    def take(self, start: int) -> bool:
+        """Whether a match starting at ``start`` is looked at (else the scan of its rule stops)."""
+        if start >= self.limit:
+            return False
+        if self.left == 0:
+            self.limit = start
+            return False
+        self.left -= 1
+        return True
+
+    def rule(self, rule: _Rule) -> None:
+        subject = self.lowered if rule.lowered else self.text
+        if rule.needle not in subject or (rule.assignment and not self.assignments):
+            return
+        cut, kind, text, found = rule.cut, rule.kind, self.text, self.found
+        for match in rule.pattern.finditer(subject):
+            if not self.take(match.start()):
+                break
+            span = match.span() if cut is None else cut(match, text)
+            if span is not None and span[0] < span[1]:
+                found.append((*span, kind))
+
+    def pem(self) -> None:
+        if "-----BEGIN " not in self.text:
+            return
+        for block in _pem_blocks(self.text):
+            if not self.take(block[0]):
+                break
+            self.found.append(block)
 
 
 def _find(text: str) -> list[_Found]:
@@ -281,23 +326,13 @@ def _find(text: str) -> list[_Found]:
         return []
     if len(lowered) != len(text):  # a few characters lower-case to two (İ): keep the offsets aligned
         lowered = text.translate(_ASCII_LOWER)
-    found: list[_Found] = []
+    scan = _Scan(text, lowered)
     for rule in _RULES:
-        _found_by(rule, text, lowered, found)
-    if "-----BEGIN " in text:
-        found.extend(_pem_blocks(text))
-    return found
-
-
-def _found_by(rule: _Rule, text: str, lowered: str, found: list[_Found]) -> None:
-    subject = lowered if rule.lowered else text
-    if rule.needle not in subject:
-        return
-    cut, kind = rule.cut, rule.kind
-    for match in rule.pattern.finditer(subject):
-        span = match.span() if cut is None else cut(match, text)
-        if span is not None and span[0] < span[1]:
-            found.append((*span, kind))
+        scan.rule(rule)
+    scan.pem()
+    if scan.limit < len(text):
+        scan.found.append((scan.limit, len(text), TOO_MANY))
+    return scan.found
 
 
 def redact_text(text: str) -> tuple[str, list[str]]:

@@ -28,8 +28,8 @@ from provenance._redact import (
     _PEM_BODY_RE,
     _PEM_END_RE,
     _RULES,
-    _found_by,
     _pem_blocks,
+    _Scan,
     canonical_json,
     redact_canonical,
     redact_payload,
@@ -111,13 +111,13 @@ _texts = st.lists(st.one_of(st.sampled_from(_ATOMS), st.text(max_size=3)), max_s
 
 
 def _fast_spans(kind: str, text: str) -> list[tuple[int, int]]:
-    found: list[tuple[int, int, str]] = []
+    scan = _Scan(text, text.lower())
     if kind == "pem":
-        found.extend(_pem_blocks(text))
+        scan.pem()
     for rule in _RULES:
         if rule.kind == kind:
-            _found_by(rule, text, text.lower(), found)
-    return sorted((start, end) for start, end, _ in found)
+            scan.rule(rule)
+    return sorted((start, end) for start, end, _ in scan.found)
 
 
 def _plain_spans(kind: str, text: str) -> list[tuple[int, int]]:
@@ -350,3 +350,10 @@ def test_secret_shaped_key_names_are_cut_and_never_recorded_in_paths() -> None:
     assert redacted["[REDACTED:github-token]"] == 1
     assert redacted["labels"] == {"[REDACTED:hf-token]": "x", "[REDACTED:hf-token]#2": "y"}  # both entries stay
     assert redacted["Env"] == [f"[REDACTED:github-pat]={_redact.REDACTED}"]
+
+
+def test_a_text_packed_with_candidates_is_cut_whole_past_the_budget() -> None:
+    """Work per text is bounded: past 4096 matches looked at in Python, the rest is cut (fails closed)."""
+    text = "&sig=x" * 5000 + " " + GH
+    redacted, kinds = redact_text(text)
+    assert GH not in redacted and kinds[-1] == _redact.TOO_MANY and len(kinds) <= 4097

@@ -135,7 +135,7 @@ class _OpenCall(SpanBuilder):
         elif raw_name in middleware.tools:
             tool = raw_name
         else:
-            tool = _redacted(raw_name)
+            tool = _client_text(raw_name)
         SpanBuilder.__init__(self, start_ns, tool, params.get("arguments"), middleware.call_attributes(ctx, tool))
         self.otel: otel_trace.Span | None = None
         self.otel_token: object = None
@@ -247,9 +247,31 @@ def _tracer(version: str) -> otel_trace.Tracer | None:
     return tracer
 
 
+# Redaction is linear in the payload but not free (up to tens of ms per MB of adversarial text): above this
+# size the span's redaction and digests are computed in a worker thread instead of on the event loop.
+_OFF_LOOP_BYTES = 64 * 1024
+
+# Text a client chose (its name and version, an unknown tool's name, a request id) goes into every
+# span of the call or connection: bounded, or a 1 MB client name would write 1 MB per line.
+_CLIENT_TEXT_BYTES = 256
+_CLIENT_TEXT_SCAN = 16 * _CLIENT_TEXT_BYTES
+TRUNCATED_MARK = "…[truncated]"
+
+
+def _client_text(text: str) -> str:
+    """Client-supplied text as an attribute: redacted, then cut to 256 bytes and marked if longer."""
+    return _bounded_client_text(text[: _CLIENT_TEXT_SCAN + 1])
+
+
 @functools.lru_cache(maxsize=256)
-def _redacted(text: str) -> str:
-    return redact_text(text)[0]
+def _bounded_client_text(text: str) -> str:
+    # Redacted before it is cut (a cut secret may no longer look like one); what lies past the scanned
+    # prefix is cut off anyway.
+    redacted = redact_text(text)[0]
+    encoded = redacted.encode()
+    if len(encoded) <= _CLIENT_TEXT_BYTES and len(text) <= _CLIENT_TEXT_SCAN:
+        return redacted
+    return encoded[:_CLIENT_TEXT_BYTES].decode(errors="ignore") + TRUNCATED_MARK
 
 
 def _as_dict(result: HandlerResult) -> dict[str, Any] | None:
@@ -266,11 +288,21 @@ def _first_text(result: dict[str, Any]) -> str | None:
     return None
 
 
-def _redact_error_text(result: dict[str, Any]) -> None:
-    """An error text may quote what an upstream said; it must not carry a secret to the agent."""
+async def _redact_error_text(result: dict[str, Any]) -> None:
+    """An error text may quote what an upstream said; it must not carry a secret to the agent.
+
+    A long one is redacted in a worker thread, like a large payload (see ``_OFF_LOOP_BYTES``).
+    """
     content = result.get("content")
     if not isinstance(content, list):
         return
+    if sum(len(str(block.get("text", ""))) for block in content if isinstance(block, dict)) > _OFF_LOOP_BYTES:
+        await anyio.to_thread.run_sync(_redact_error_blocks, content)
+    else:
+        _redact_error_blocks(content)
+
+
+def _redact_error_blocks(content: list[Any]) -> None:
     for i, block in enumerate(content):
         if isinstance(block, dict) and block.get("type") == "text":
             text, kinds = redact_text(str(block.get("text", "")))
@@ -401,7 +433,11 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             raise
         finally:
             current_call.reset(token)
-            seq = self._record(span, result)
+            try:
+                if span.payload_bytes(result) > _OFF_LOOP_BYTES:
+                    await self._prepare_off_loop(span, result)
+            finally:
+                seq = self._record(span, result)
         recorded = seq is not None
         if seq is not None and self.store.fsync_policy == "always":
             recorded = await self._wait_durable(seq)
@@ -443,7 +479,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             if scope.cancelled_caught:
                 return self._timed_out(span, timeout)
         if result is not None and result.get("isError") is True:
-            _redact_error_text(result)
+            await _redact_error_text(result)
             span.fail(TOOL_ERROR, _first_text(result))
         return result
 
@@ -476,6 +512,18 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         return (
             f"refused: the ledger cannot record calls ({self.store.failure}); no call runs until it is writable again"
         )
+
+    async def _prepare_off_loop(self, span: _OpenCall, result: dict[str, Any] | None) -> None:
+        """Redact and digest a large payload in a worker thread, so that one call never stalls the others.
+
+        Shielded: the span must be written even when the call is being cancelled. Should the thread fail,
+        :meth:`_record` does the work again on the loop and reports what fails there.
+        """
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(span.prepare, result, self.preview_bytes)
+        except Exception:
+            span.digests = None
 
     async def _wait_durable(self, seq: int) -> bool:
         """fsync "always": the result waits until its span is on disk (shared fsync, worker thread)."""
@@ -516,8 +564,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         if shared_by_tool is None:
             shared_by_tool = self._tool_attributes(tool, ctx.protocol_version)
         attributes = shared_by_tool.copy()
-        if ctx.request_id is not None:
-            attributes[REQUEST_ID] = str(ctx.request_id)
+        request_id = ctx.request_id
+        if request_id is not None:
+            attributes[REQUEST_ID] = str(request_id) if isinstance(request_id, int) else _client_text(str(request_id))
         connection = session_connection(ctx.session)
         if connection is None:
             attributes[CONNECTION] = self.process_connection_id or new_connection_id()
@@ -536,9 +585,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             attributes[SESSION] = connection.session_id
         info = connection.client_params.client_info if connection.client_params else None
         if info is not None:
-            # Client-supplied text: redacted like any other caller input.
-            attributes[CLIENT_NAME] = _redacted(info.name)
-            attributes[CLIENT_VERSION] = _redacted(info.version)
+            attributes[CLIENT_NAME] = _client_text(info.name)
+            attributes[CLIENT_VERSION] = _client_text(info.version)
         attributes[CONNECTION] = self._connection_id(connection)
         return attributes
 

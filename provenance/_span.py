@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from provenance._annotate import CallFacts
-from provenance._redact import redact_canonical, redact_payload, redact_text
+from provenance._redact import canonical_json, redact_canonical, redact_payload, redact_text
 
 __all__ = [
     "CALL_RAN_UNRECORDED",
@@ -51,11 +51,12 @@ RECORD_FAILED = "record_failed"
 
 CALL_RAN_UNRECORDED = "the call ran but could not be recorded"
 _MESSAGE_CHARS = 500
+_MESSAGE_SCAN = 16 * 1024  # redacted before it is cut (a cut secret may not look like one), from this much
 
 
-def _digest(payload: Any, preview_bytes: int) -> dict[str, Any]:
+def _digest(payload: Any, preview_bytes: int, canonical: bytes | None = None) -> dict[str, Any]:
     """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
-    canonical, paths = redact_canonical(payload, "$")
+    canonical, paths = redact_canonical(payload, "$", canonical)
     size = len(canonical)
     truncated = size > preview_bytes
     preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
@@ -78,6 +79,8 @@ class SpanBuilder:
     __slots__ = (
         "arguments",
         "attributes",
+        "canonical",
+        "digests",
         "error_type",
         "facts",
         "message",
@@ -99,6 +102,8 @@ class SpanBuilder:
         self.trace_id = ""
         self.span_id = ""
         self.parent_span_id: str | None = None
+        self.canonical: tuple[bytes, bytes] | None = None
+        self.digests: tuple[dict[str, Any], dict[str, Any], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -107,7 +112,26 @@ class SpanBuilder:
     def fail(self, error_type: str, message: str | None) -> None:
         """The call ended as an error of ``error_type``; the message is redacted and bounded here."""
         self.error_type = error_type
-        self.message = redact_text(message)[0][:_MESSAGE_CHARS] if message else None
+        self.message = redact_text(message[:_MESSAGE_SCAN])[0][:_MESSAGE_CHARS] if message else None
+
+    def payload_bytes(self, result: dict[str, Any] | None) -> int:
+        """Serialise the input and output once (their digests reuse it) and return their size; 0 if they
+        cannot be serialised (:meth:`record` then says why)."""
+        try:
+            self.canonical = (canonical_json(_input_of(self.arguments)), canonical_json(_output_of(result)))
+        except Exception:
+            return 0
+        return len(self.canonical[0]) + len(self.canonical[1])
+
+    def prepare(self, result: dict[str, Any] | None, preview_bytes: int) -> None:
+        """Redact and digest the input, output and upstream facts: all of a span's redaction work, which
+        the middleware may hand to a worker thread for a large payload before :meth:`record`."""
+        canonical_in, canonical_out = self.canonical or (None, None)
+        self.digests = (
+            _digest(_input_of(self.arguments), preview_bytes, canonical_in),
+            _digest(_output_of(result), preview_bytes, canonical_out),
+            redact_payload(self.facts.upstream, "$")[0] if self.facts.upstream else {},
+        )
 
     def record(self, result: dict[str, Any] | None, end_ns: int, preview_bytes: int) -> dict[str, Any]:
         """The span as the ledger stores it (the store adds ``v``, ``seq`` and ``prev``)."""
@@ -118,11 +142,10 @@ class SpanBuilder:
             attributes[UNTRUSTED_CONTENT] = True
         if self.facts.exception_type is not None:
             attributes[EXCEPTION_TYPE] = self.facts.exception_type
-        output = None
-        if result is not None:  # what the agent reads: the structured result, else the content blocks
-            output = result.get("structuredContent")
-            if output is None:
-                output = result.get("content")
+        if self.digests is None:
+            self.prepare(result, preview_bytes)
+        assert self.digests is not None
+        digest_in, digest_out, upstream = self.digests
         return {
             "type": "span",
             "trace_id": self.trace_id,
@@ -134,10 +157,22 @@ class SpanBuilder:
             "end_ns": str(end_ns),
             "status": {"code": "ERROR" if self.error_type else "OK", "message": self.message},
             "attributes": attributes,
-            "input": _digest(self.arguments if self.arguments is not None else {}, preview_bytes),
-            "output": _digest(output, preview_bytes),
-            "upstream": redact_payload(self.facts.upstream, "$")[0] if self.facts.upstream else {},
+            "input": digest_in,
+            "output": digest_out,
+            "upstream": upstream,
         }
+
+
+def _input_of(arguments: Any) -> Any:
+    return arguments if arguments is not None else {}
+
+
+def _output_of(result: dict[str, Any] | None) -> Any:
+    """What the agent reads: the structured result, else the content blocks."""
+    if result is None:
+        return None
+    output = result.get("structuredContent")
+    return result.get("content") if output is None else output
 
 
 def mark_unrecorded(record: dict[str, Any]) -> None:

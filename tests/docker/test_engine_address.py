@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from pathlib import Path
 
 import pytest
+from mcp import Client
 
+from server.app import create_app
+from server.settings import ServerSettings
+from tests.conftest import URL_USER_PASSWORD, ledger_bytes, result_text
+from tools.docker import DockerSettings
 from tools.docker._backend import DEFAULT_SOCKET, EngineAddress, _client_url, resolve_address
 from tools.group import NotConfigured
 
@@ -49,3 +55,29 @@ def test_a_context_without_metadata_is_not_configured(tmp_path: Path) -> None:
 @pytest.mark.skipif(Path(DEFAULT_SOCKET).exists(), reason="this machine has a default Docker socket")
 def test_nothing_to_talk_to_is_none(tmp_path: Path) -> None:
     assert resolve_address(None, {}, tmp_path) is None
+
+
+async def test_a_password_in_docker_host_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://dockeruser:{URL_USER_PASSWORD}@127.0.0.1:{port}")
+    ledger = tmp_path / "ledger"
+    app = create_app(ServerSettings(ledger_dir=ledger), {"docker": DockerSettings()})
+    try:
+        async with Client(app.server) as client:
+            result = await client.call_tool("docker_system_info", {})
+            listing = await client.read_resource("provenance://spans?limit=10")
+    finally:
+        app.close()
+    text = result_text(result)
+    assert result.is_error and f"tcp://[REDACTED:url-userinfo]@127.0.0.1:{port} (from DOCKER_HOST)" in text
+    for where, blob in [
+        ("error text", text),
+        ("resource", getattr(listing.contents[0], "text", "")),
+        ("ledger", ledger_bytes(ledger).decode("latin-1")),  # the index is binary
+        ("stderr", capfd.readouterr().err),
+    ]:
+        assert URL_USER_PASSWORD not in blob, where

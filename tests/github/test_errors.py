@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request
 
+from tests.conftest import URL_USER_PASSWORD
 from tests.github import bodies as b
 from tests.github.conftest import ENV_TOKEN, Connect, call_error, call_ok, ledger_bytes, only_span
 from tests.github.fake import FakeGitHub, Reply
@@ -207,3 +209,24 @@ async def test_environment_token_never_reaches_the_ledger_even_on_errors(
         await call_error(client, "github_issue_comment", {**REPO, "number": 1, "body": ""})
     assert "GitHub answered 500" in text and ENV_TOKEN not in text
     assert ENV_TOKEN.encode() not in ledger_bytes(ledger_dir)
+
+
+async def test_a_password_in_github_api_url_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch, connect: Connect, ledger_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("GITHUB_TOKEN", ENV_TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", f"http://ghuser:{URL_USER_PASSWORD}@127.0.0.1:{port}/api/v3")
+    async with connect() as client:
+        text = await call_error(client, "github_issue_get", {**REPO, "number": 1})
+        listing = await client.read_resource("provenance://spans?limit=10")
+    assert f"cannot reach GitHub at http://[REDACTED:url-userinfo]@127.0.0.1:{port}/api/v3" in text
+    for where, blob in [
+        ("error text", text),
+        ("resource", listing.contents[0].text),
+        ("ledger", ledger_bytes(ledger_dir).decode("latin-1")),  # the index is binary
+        ("stderr", capfd.readouterr().err),
+    ]:
+        assert URL_USER_PASSWORD not in blob, where

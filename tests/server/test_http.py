@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 import provenance
+from tests.conftest import QUERY_TOKEN
 
 HttpServer = tuple[str, Path, bool, "subprocess.Popen[bytes]"]
 
@@ -132,3 +133,33 @@ async def _legacy_call(http: httpx.AsyncClient, url: str, params: str) -> Any:
     assert response.status_code == 200, response.text
     data = [line[5:] for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()]
     return json.loads(data[-1] if data else response.text)
+
+
+def _serve(args: list[str], ledger: Path, log: IO[str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, env={**os.environ, "MCP_LEDGER_DIR": str(ledger)}, stdout=subprocess.PIPE, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc
+
+
+async def test_the_access_log_never_prints_a_credential_in_the_url(tmp_path: Path) -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(port), "--log-level", "INFO"]
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("w") as log:
+        proc = _serve(args, tmp_path / "ledger", log, port)
+        try:
+            url = f"http://127.0.0.1:{port}/mcp?access_token={QUERY_TOKEN}"
+            async with Client(streamable_http_client(url), mode="legacy") as client:
+                assert not (await client.call_tool("prov_stats", {})).is_error
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    printed = stderr.read_text()
+    assert "POST /mcp?access_token=[REDACTED:key-value]" in printed  # the access log is on, and redacted
+    assert QUERY_TOKEN not in printed

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
-from provenance import annotate
+from provenance import annotate, redact_text
 from tools.docker import DockerSettings
 from tools.group import GroupEnvironment, NotConfigured, UpstreamError
 
@@ -47,7 +47,12 @@ class EngineAddress:
 
     @property
     def shown(self) -> str:
-        return f"{self.url} (from {self.source})"
+        return f"{self.shown_url} (from {self.source})"
+
+    @property
+    def shown_url(self) -> str:
+        """The address as messages name it: a DOCKER_HOST may carry user:password, which is never shown."""
+        return redact_text(self.url)[0]
 
 
 def resolve_address(configured: str | None, environ: Mapping[str, str], home: Path) -> EngineAddress | None:
@@ -171,7 +176,7 @@ class DockerEngine:
         if status == 900:
             return self._unreachable(message.split("[", 1)[-1].rstrip("]"))
         if status == 404 and missing:
-            return NotFound(f"{missing} not found on the Docker engine at {self.address.url}: {message}")
+            return NotFound(f"{missing} not found on the Docker engine at {self.address.shown_url}: {message}")
         if status == 409:
             return UpstreamError(f"conflict: {message}")
         return UpstreamError(f"the Docker engine refused the request ({status}): {message}")
@@ -262,7 +267,7 @@ class DockerEngine:
             # A 404 here is a missing image or a missing network; the engine's message says which.
             if "(404)" in str(exc) and "no such image" in str(exc).lower():
                 raise NotFound(
-                    f"image {config['Image']!r} not found on the Docker engine at {self.address.url}; "
+                    f"image {config['Image']!r} not found on the Docker engine at {self.address.shown_url}; "
                     "pull it first with docker_image_pull"
                 ) from None
             raise

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
-from provenance import annotate
+from provenance import annotate, redact_text
 from tools.group import NotConfigured, UpstreamError
 
 if TYPE_CHECKING:
@@ -166,8 +166,9 @@ class GitHubBackend:
         self._github = github
         self._github_no_redirect = github_no_redirect
         self.base_url = base_url
+        self.shown_url = redact_text(base_url)[0]  # GITHUB_API_URL may carry user:password (never shown)
         self.timeout = timeout
-        self.api_host = urlsplit(base_url).netloc
+        self.api_host = _host(base_url)
 
     async def aclose(self) -> None:
         """Nothing to close: outside ``async with``, githubkit opens and closes an HTTP client per request."""
@@ -217,7 +218,7 @@ class GitHubBackend:
         except Exception as exc:
             if type(exc).__module__.startswith("githubkit"):
                 cause = type(getattr(exc, "exc", exc)).__name__
-                raise UpstreamError(f"cannot reach GitHub at {self.base_url} ({cause})") from None
+                raise UpstreamError(f"cannot reach GitHub at {self.shown_url} ({cause})") from None
             raise
         self._note(response.raw_response)
         return response.raw_response
@@ -335,6 +336,11 @@ class _LogTail:
         )
 
 
+def _host(url: str) -> str:
+    """host[:port] of a URL, without any user:password before it."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
 def _int_or_none(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
@@ -345,7 +351,7 @@ async def open_backend(
     """Build the backend, or raise :class:`NotConfigured` when no token can be found."""
     environ = os.environ if environ is None else environ
     base_url = api_base_url(host, environ)
-    netloc = urlsplit(base_url).netloc
+    netloc = _host(base_url)
     token = await find_token(netloc.removeprefix("api.") if netloc.endswith(".ghe.com") else netloc, environ)
     if token is None:
         raise NotConfigured(TOKEN_HINT)

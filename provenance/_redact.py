@@ -132,7 +132,7 @@ def _whole_jwt(match: re.Match[str], text: str) -> _Span | None:
 def _userinfo(match: re.Match[str], text: str) -> _Span | None:
     start = match.start("a")
     end = text.rfind("@", start, match.end())  # the last one: ``app:p@ss@db`` has a password with an @
-    return (start, end) if end > start and not text.startswith(_CUT, start) else None
+    return (start, end) if end > start and text.find(_CUT, start, end) < 0 else None
 
 
 _CUT = "[REDACTED"  # what a cut leaves: a value that is one already is not cut again

@@ -209,14 +209,15 @@ _RULES: tuple[_Rule, ...] = (
     # ``scheme://user:password@host``: the userinfo, up to the authority's last ``@``.
     _Rule("url-userinfo", "://", re.compile(r"://(?P<a>[^\s/?#@\"'<>\\]*+@[^\s/?#\"'<>\\]*+)"), cut=_userinfo),
     # Query parameters that carry a credential under a short name (``?key=…``, ``&sig=…``).
-    _Rule(
-        "url-credential",
-        "=",
-        re.compile(
-            r"=(?:(?<=[?&;]key=)|(?<=[?&;]sig=)|(?<=[?&;]code=)|(?<=signature=))(?!\[redacted)(?P<v>[^&#\s\"'<>]++)"
-        ),
-        lowered=True,
-        cut=_group_v,
+    *(
+        _Rule(
+            "url-credential",
+            name,
+            re.compile(rf"{name}(?<={before}{name})(?!\[redacted)(?P<v>[^&#\s\"'<>]++)"),
+            lowered=True,
+            cut=_group_v,
+        )
+        for name, before in (("key=", "[?&;]"), ("sig=", "[?&;]"), ("code=", "[?&;]"), ("signature=", ""))
     ),
     *(
         _Rule("key-value", word, re.compile(word + after + _ASSIGNMENT), True, _assigned_value, assignment=True)

@@ -54,9 +54,16 @@ _MESSAGE_CHARS = 500
 _MESSAGE_SCAN = 16 * 1024  # redacted before it is cut (a cut secret may not look like one), from this much
 
 
+# A payload of many secrets, or of long key names, must not make a long line: the paths are bounded too.
+_REDACTION_PATHS = 64
+_PATH_CHARS = 256
+
+
 def _digest(payload: Any, preview_bytes: int, canonical: bytes | None = None) -> dict[str, Any]:
     """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
     canonical, paths = redact_canonical(payload, "$", canonical)
+    if paths and (len(paths) > _REDACTION_PATHS or max(map(len, paths)) > _PATH_CHARS):
+        paths = _bounded_paths(paths)
     size = len(canonical)
     truncated = size > preview_bytes
     preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
@@ -67,6 +74,14 @@ def _digest(payload: Any, preview_bytes: int, canonical: bytes | None = None) ->
         "truncated": truncated,
         "redactions": paths,
     }
+
+
+def _bounded_paths(paths: list[str]) -> list[str]:
+    """The first paths, each cut to a bounded length (marked ``…``), and how many more there were."""
+    kept = [path if len(path) <= _PATH_CHARS else path[: _PATH_CHARS - 1] + "…" for path in paths[:_REDACTION_PATHS]]
+    if len(paths) > _REDACTION_PATHS:
+        kept.append(f"… and {len(paths) - _REDACTION_PATHS} more")
+    return kept
 
 
 class SpanBuilder:

@@ -121,3 +121,13 @@ async def test_a_large_error_text_is_redacted_before_the_agent_reads_it(connect:
         failed = await client.call_tool("fake_fail", {"text": text})
     assert failed.is_error and GH not in result_text(failed) and "[REDACTED:github-token]" in result_text(failed)
     assert GH.encode() not in ledger_bytes(ledger_dir)
+
+
+async def test_the_redacted_paths_of_a_payload_are_bounded(connect: Any, ledger_dir: Path) -> None:
+    extra = {f"password_{i}": "x" for i in range(1000)} | {"k" * 100_000 + "_token": "x"}
+    async with connect() as (client, _):
+        assert not (await client.call_tool("fake_echo", {"text": "hi", "extra": extra})).is_error
+    (span,) = spans_on_disk(ledger_dir)
+    paths = span["input"]["redactions"]
+    assert len(paths) == 65 and paths[-1] == "… and 937 more"
+    assert all(len(path) <= 256 for path in paths)

@@ -462,7 +462,7 @@ def redact_payload(value: Any, root: str = "$") -> tuple[Any, list[str]]:
 _MAYBE_SECRET = re.compile(
     rb"gh[pousr]_|github_pat_|hf_|akia|asia|eyj|-----begin|bearer|basic"
     rb"|token|secret|passw|passphrase|authoriz|api.?key|private|client.key|credential|cookie"
-    rb"|session.key|access.key|signing.key|auth.?header|env|pwd|://|[?&;](?:key|sig|code|x-amz)"
+    rb"|session.key|access.key|signing.key|auth.?header|env|pwd|://|key=|sig=|code=|signature="
 )
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -155,21 +155,37 @@ def _scan_job(job: tuple[str, str, int]) -> _SegmentScan:
     return _scan_segment(Path(path).read_bytes(), chain, index)
 
 
-def _scan_segment(data: bytes, chain: str, index: int) -> _SegmentScan:
-    """Check one segment on its own. The loop is the verifier's hot path: one parse and one hash
-    per line, nothing else that allocates."""
+# A span's link as the store writes it (keys sorted and compact: "seq" follows "prev" at once).
+_LINK = b'"prev":"sha256:%b","seq":%d,'
+_SPAN_TYPE = b'"type":"span","upstream":'
+
+
+def _scan_segment(data: bytes, chain: str, index: int, *, parse_every_line: bool = False) -> _SegmentScan:
+    """Check one segment on its own.
+
+    The hot path links lines by their bytes instead of parsing them: the store writes canonical
+    JSON (keys sorted, compact), so a span holds its link as ``"prev":"sha256:<hex>","seq":<n>,`` and
+    after it ``"type":"span","upstream":``. A line holding the very link it must hold (the digest of
+    the line before it, the next seq) and that type is linked. Any other line (a header, another
+    kind of line, a damaged one) is parsed and checked in full, as is the segment's last line; when
+    one breaks, the segment is checked again from its start with every line parsed
+    (``parse_every_line``), so a report names exactly the line and reason that full check names.
+    What the byte check does not see is a line that does not parse (or holds the link only nested)
+    although the next line links to it: only someone who rewrote every line after it can write one,
+    as they can rewrite a whole chain; a signed checkpoint after it catches both.
+    """
     # A live (or crashed, not yet recovered) writer's segment ends in reserved zero bytes: not data. A zero
     # byte anywhere before the last line is damage, and the line holding it fails to parse.
     data = data.rstrip(b"\x00")
     scan = _SegmentScan(size=len(data))
-    lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when the segment ends with a newline
-    scan.tail_bytes = len(tail)
-    if not lines:
-        if tail:
+    end = data.rfind(b"\n") + 1  # whole lines end here
+    scan.tail_bytes = len(data) - end
+    if end == 0:
+        if data:
             scan.tail_line = 1
         return scan
-    first = lines[0]
+    first_end = data.find(b"\n")
+    first = data[:first_end]
     try:
         record = orjson.loads(first)
     except orjson.JSONDecodeError:
@@ -186,33 +202,73 @@ def _scan_segment(data: bytes, chain: str, index: int) -> _SegmentScan:
         scan.header_failure = "header names another chain or segment than its file"
     if not isinstance(scan.first_seq, int):
         return scan  # the stitch reports the seq
-    loads, decode_error, hash_line = orjson.loads, orjson.JSONDecodeError, sha256
-    expected = scan.first_seq + 1
-    prev = "sha256:" + hash_line(first).hexdigest()
     spans = 1 if record.get("type") == "span" else 0
+    if parse_every_line:
+        return _check_lines(data, end, scan, spans)
+    linked = _link_lines(data, first_end + 1, end, scan.first_seq + 1, sha256(first).hexdigest(), spans)
+    if linked is None:
+        return _check_lines(data, end, scan, spans)
+    lines, scan.spans, scan.last_seq, last_hex = linked
+    scan.lines = lines + 1
+    scan.last_digest = "sha256:" + last_hex
+    if end < len(data):
+        scan.tail_line = scan.lines + 1
+    return scan
+
+
+def _link_lines(
+    data: bytes, pos: int, end: int, expected: int, prev_hex: str, spans: int
+) -> tuple[int, int, int, str] | None:
+    """Check the whole lines between ``pos`` and ``end`` by their links: ``(lines, spans, last seq,
+    last line's hex digest)``, or None at the first line that breaks. The verifier's hot path: a
+    handful of C calls per line."""
+    find, view, hash_line, link_of = data.find, memoryview(data), sha256, _LINK.__mod__
+    first_seq = expected
+    last = data.rfind(b"\n", 0, end - 1) + 1  # the last line is checked in full
+    link = link_of((prev_hex.encode(), expected))
+    while pos < end:
+        nl = find(b"\n", pos)
+        at = find(link, pos, nl)
+        if at < 0 or find(_SPAN_TYPE, at, nl) < 0 or pos == last:
+            try:
+                record = orjson.loads(view[pos:nl])
+            except orjson.JSONDecodeError:
+                return None
+            if _check_line(record, 0, expected, "sha256:" + prev_hex) is not None:
+                return None
+            if record.get("type") != "span":
+                spans -= 1
+        prev_hex = hash_line(view[pos:nl]).hexdigest()
+        expected += 1
+        link = link_of((prev_hex.encode(), expected))
+        pos = nl + 1
+    lines = expected - first_seq
+    return lines, spans + lines, expected - 1, prev_hex
+
+
+def _check_lines(data: bytes, end: int, scan: _SegmentScan, spans: int) -> _SegmentScan:
+    """Every line after the first parsed and checked in full, up to the first that breaks."""
+    lines = data[:end].split(b"\n")[:-1]
+    expected = scan.first_seq + 1
+    prev = "sha256:" + sha256(lines[0]).hexdigest()
     lineno = 1
     for lineno, line in enumerate(lines[1:], 2):
         try:
-            record = loads(line)
-        except decode_error:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
             record = _NOT_JSON
-        if (
-            record is _NOT_JSON
-            or not isinstance(record, dict)
-            or record.get("seq") != expected
-            or record.get("prev") != prev
-            or record.get("type") == "header"
-        ):
-            scan.failure = (lineno, _check_line(record, lineno, expected, prev) or "line is damaged")
+        failure = _check_line(record, lineno, expected, prev)
+        if failure is not None:
+            scan.failure = (lineno, failure)
             scan.lines_before_failure, scan.spans_before_failure = lineno - 1, spans
             return scan
         if record.get("type") == "span":
             spans += 1
         expected += 1
-        prev = "sha256:" + hash_line(line).hexdigest()
+        prev = "sha256:" + sha256(line).hexdigest()
     scan.lines, scan.spans = lineno, spans
     scan.last_seq, scan.last_digest = expected - 1, prev
-    if tail:
+    if end < len(data):
         scan.tail_line = lineno + 1
     return scan
 

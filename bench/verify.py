@@ -41,7 +41,7 @@ __all__ = ["main"]
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-import provenance
+from provenance._verify import verify  # the module an earlier commit (--baseline) has too
 directory, workers, runs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 out = []
 def cpu():
@@ -49,7 +49,7 @@ def cpu():
     return sum(r.ru_utime + r.ru_stime for r in usage)
 for _ in range(runs):
     began, began_cpu = time.perf_counter(), cpu()
-    report = provenance.verify(directory, workers=workers)
+    report = verify(directory, workers=workers)
     out.append([time.perf_counter() - began, cpu() - began_cpu, report.spans, report.ok])
 print(json.dumps(out))
 """
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ledger = write_dead_ledger(
                 directory, total_bytes=int(args.gib * 2**30), chains=chains, segment_bytes=segment_bytes
             )
-            provenance.recover_torn_tails(directory)  # as the next server leaves it
+            provenance.Ledger(directory).recover()  # as the next server leaves it
             size = sum(path.stat().st_size for path in directory.glob("*.jsonl"))
             label = f"{name} ({ledger.segments} segments)"
             print(f"wrote {label}: {ledger.spans:,} spans, {size / 2**30:.2f} GiB", file=sys.stderr)

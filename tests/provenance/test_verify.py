@@ -38,7 +38,7 @@ def test_spans_with_link_shaped_keys_of_their_own_are_verified_and_counted(tmp_p
     for i in range(40):
         store.append(_odd_span(i) if i % 3 else synthetic_span(i))
     store.close()
-    report = provenance.verify(tmp_path)
+    report = provenance.Ledger(tmp_path).verify()
     assert report.ok and report.spans == 40
 
 

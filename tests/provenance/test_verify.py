@@ -73,7 +73,12 @@ def _mutate(data: bytes, source: st.DataObject) -> bytes:
             lines.insert(j, line)
         case "forge":  # a line rewritten as valid, canonical JSON: its own link intact
             i = draw(st.integers(1, len(lines) - 1))
-            record = orjson.loads(lines[i])
+            try:
+                record = orjson.loads(lines[i])
+            except orjson.JSONDecodeError:
+                return data  # an earlier mutation broke this line: nothing to forge from
+            if not isinstance(record, dict):
+                return data
             record[draw(st.sampled_from(["span_id", "name", "seq", "prev", "type"]))] = draw(
                 st.sampled_from(["header", "span", 7, None, "sha256:" + "2" * 64])
             )

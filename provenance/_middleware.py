@@ -329,6 +329,8 @@ class _Deadlines:
         loop = task.get_loop()
         if loop is not self._loop:
             self._loop, self._timer = loop, None
+        if self._timer is not None and timeout >= 4.0 and self._period == 1.0:
+            return  # the common case: a sweep every second is already due
         period = min(1.0, max(0.01, timeout / 4))
         if self._timer is None:
             self._period = period
@@ -388,6 +390,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         self._warned_unrecorded = False
         self._deadlines = _Deadlines()
         self._shared_attributes: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+        self._client_attributes: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def install(self, chain: list[ServerMiddleware[Any]]) -> None:
         """Put this middleware first in a server's chain (``MCPServer.middleware``), in place of the SDK's tracing.
@@ -407,7 +410,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             if self.tracing is not None:
                 return await self.tracing(ctx, call_next)
             return await call_next(ctx)
-        span = _OpenCall(ctx, self, _tracer(self.server_version))
+        span = _OpenCall(ctx, self, None if no_tracer_provider() else _tracer(self.server_version))
         token = current_call.set(span.facts)
         result: dict[str, Any] | None = None
         refusal: str | None = None
@@ -579,14 +582,26 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         return attributes
 
     def _connection_attributes(self, connection: Any) -> dict[str, Any]:
-        """What every call on one connection shares (kept in the connection's state)."""
-        attributes: dict[str, Any] = {}
-        if connection.session_id:
-            attributes[SESSION] = connection.session_id
+        """What every call on one connection shares (kept in the connection's state).
+
+        The 2026 protocol era builds a connection per request from its envelope, so what the client's
+        identity gives is also kept per identity (bounded), not worked out again on every call."""
         info = connection.client_params.client_info if connection.client_params else None
-        if info is not None:
-            attributes[CLIENT_NAME] = _client_text(info.name)
-            attributes[CLIENT_VERSION] = _client_text(info.version)
+        key: tuple[Any, ...] = (connection.session_id,)
+        if info is not None:  # as much of each as _client_text reads: a key of bounded size
+            key = (connection.session_id, info.name[: _CLIENT_TEXT_SCAN + 1], info.version[: _CLIENT_TEXT_SCAN + 1])
+        shared = self._client_attributes.get(key)
+        if shared is None:
+            shared = {}
+            if connection.session_id:
+                shared[SESSION] = connection.session_id
+            if info is not None:
+                shared[CLIENT_NAME] = _client_text(info.name)
+                shared[CLIENT_VERSION] = _client_text(info.version)
+            if len(self._client_attributes) >= 1024:
+                self._client_attributes.clear()
+            self._client_attributes[key] = shared
+        attributes = shared.copy()
         attributes[CONNECTION] = self._connection_id(connection)
         return attributes
 

@@ -41,7 +41,6 @@ __all__ = [
     "canonical_json",
     "is_secret_key",
     "redact_canonical",
-    "redact_env_values",
     "redact_payload",
     "redact_text",
 ]
@@ -459,12 +458,12 @@ def redact_payload(value: Any, root: str = "$") -> tuple[Any, list[str]]:
 # closer".) The payload is lower-cased first, so one case-sensitive pattern whose alternatives all
 # start with a literal covers both; the engine then skips ahead to candidate characters (3 µs per KiB,
 # where a case-insensitive pattern took 70).
-_MAYBE_SECRET = re.compile(
+MAYBE_SECRET = re.compile(
     rb"gh[pousr]_|github_pat_|hf_|akia|asia|eyj|-----begin|bearer|basic"
     rb"|token|secret|passw|passphrase|authoriz|api.?key|private|client.key|credential|cookie"
     rb"|session.key|access.key|signing.key|auth.?header|env|pwd|://|key=|sig=|code=|signature="
 )
-_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+CANONICAL_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -476,7 +475,7 @@ def canonical_json(value: Any) -> bytes:
     instead of failing the span.
     """
     try:
-        return orjson.dumps(value, option=_CANONICAL)
+        return orjson.dumps(value, option=CANONICAL_OPTIONS)
     except TypeError:
         return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -504,15 +503,10 @@ def redact_canonical(value: Any, root: str = "$", canonical: bytes | None = None
     """
     if canonical is None:
         try:
-            canonical = orjson.dumps(value, option=_CANONICAL)
+            canonical = orjson.dumps(value, option=CANONICAL_OPTIONS)
         except TypeError:
             canonical = canonical_json(value)  # see there
-    if _MAYBE_SECRET.search(canonical.lower()) is None:
+    if MAYBE_SECRET.search(canonical.lower()) is None:
         return canonical, []
     redacted, paths = redact_payload(value, root)
     return (canonical_json(redacted) if paths else canonical), paths
-
-
-def redact_env_values(env: Any) -> Any:
-    """Redact the values of an environment listing (``["K=V", …]`` or ``{K: V}``), keeping the names."""
-    return _Walker().env(env, "$")

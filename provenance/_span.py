@@ -13,9 +13,17 @@ from hashlib import sha256
 from typing import Any
 
 import orjson
+from orjson import dumps
 
 from provenance._annotate import CallFacts
-from provenance._redact import canonical_json, redact_canonical, redact_payload, redact_text
+from provenance._redact import (
+    CANONICAL_OPTIONS,
+    MAYBE_SECRET,
+    canonical_json,
+    redact_canonical,
+    redact_payload,
+    redact_text,
+)
 
 __all__ = [
     "CALL_RAN_UNRECORDED",
@@ -61,9 +69,12 @@ _PATH_CHARS = 256
 
 def _digest(payload: Any, preview_bytes: int, canonical: bytes | None = None) -> dict[str, Any]:
     """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
-    canonical, paths = redact_canonical(payload, "$", canonical)
-    if paths and (len(paths) > _REDACTION_PATHS or max(map(len, paths)) > _PATH_CHARS):
-        paths = _bounded_paths(paths)
+    if canonical is not None and MAYBE_SECRET.search(canonical.lower()) is None:
+        paths: list[str] = []  # the common case, without a second look (see ``redact_canonical``)
+    else:
+        canonical, paths = redact_canonical(payload, "$", canonical)
+        if paths and (len(paths) > _REDACTION_PATHS or max(map(len, paths)) > _PATH_CHARS):
+            paths = _bounded_paths(paths)
     size = len(canonical)
     truncated = size > preview_bytes
     preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
@@ -132,11 +143,17 @@ class SpanBuilder:
     def payload_bytes(self, result: dict[str, Any] | None) -> int:
         """Serialise the input and output once (their digests reuse it) and return their size; 0 if they
         cannot be serialised (:meth:`record` then says why)."""
+        arguments = self.arguments if self.arguments is not None else {}
+        output = _output_of(result)
         try:
-            self.canonical = (canonical_json(_input_of(self.arguments)), canonical_json(_output_of(result)))
+            try:  # canonical_json's fast path, inline: this runs on every call
+                canonical = (dumps(arguments, option=CANONICAL_OPTIONS), dumps(output, option=CANONICAL_OPTIONS))
+            except TypeError:
+                canonical = (canonical_json(arguments), canonical_json(output))
         except Exception:
             return 0
-        return len(self.canonical[0]) + len(self.canonical[1])
+        self.canonical = canonical
+        return len(canonical[0]) + len(canonical[1])
 
     def prepare(self, result: dict[str, Any] | None, preview_bytes: int) -> None:
         """Redact and digest the input, output and upstream facts: all of a span's redaction work, which

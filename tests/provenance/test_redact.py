@@ -362,6 +362,6 @@ def test_a_text_packed_with_candidates_is_cut_whole_past_the_budget() -> None:
 def test_every_alternative_of_the_payload_prefilter_starts_with_a_literal() -> None:
     """The prefilter runs on every call's payload: the engine may skip ahead only when each alternative
     begins with a literal (one starting with a character class made it try every alternative everywhere)."""
-    (op, (_, branches)), *_ = sre_parse.parse(_redact._MAYBE_SECRET.pattern.decode())
+    (op, (_, branches)), *_ = sre_parse.parse(_redact.MAYBE_SECRET.pattern.decode())
     assert op == sre_constants.BRANCH
     assert all(branch[0][0] == sre_constants.LITERAL for branch in branches)

@@ -1,11 +1,12 @@
 """What ``tools/list`` costs an agent's context: bytes and estimated tokens per group and in total.
 
 Every byte of the tool list is read by a model in every session. This lists the tools of a server
-through an MCP client, twice: with the schemas as pydantic writes them ("before": ``compact_schema``
-replaced by the identity) and as served ("after": ``server/schema.py``), for the default gating of
-``--toolsets docker,github`` and for every group on (with and without ``--allow-destructive``). A
-stdio server's raw ``tools/list`` response is measured too, so the in-process number is checked
-against what really crosses the pipe.
+through an MCP client three ways: as before issue 9 ("pydantic": schemas as pydantic writes them,
+output schemas listed, every annotation hint explicit), compact with ``--output-schemas``
+(``server/schema.py``), and as served by default (compact, no output schemas, hints equal to MCP's
+defaults left out), for the default gating of ``--toolsets docker,github`` and for every group on
+(with and without ``--allow-destructive``). A stdio server's raw ``tools/list`` response is measured
+too, so the in-process number is checked against what really crosses the pipe.
 
 Bytes are the compact JSON of the list (``{"tools": [...]}``, as the SDK sends it); a group's bytes
 are its tools' objects. Tokens are estimated as bytes / 4 (JSON with English descriptions runs at
@@ -36,9 +37,11 @@ from unittest import mock
 import anyio
 import orjson
 from mcp import Client
+from mcp_types import ToolAnnotations
 
 from server.app import create_app
 from server.settings import ServerSettings
+from server.toolbridge import ToolEntry
 from tools import REGISTRY, load_groups
 
 __all__ = ["main"]
@@ -79,13 +82,32 @@ class Row:
         return round(self.total_bytes / BYTES_PER_TOKEN)
 
 
-async def list_tools(case: Case, compact: bool) -> list[dict[str, Any]]:
-    """The tool list as a client receives it, with or without schema compaction."""
-    # Without compaction the entries carry pydantic's schemas, as every server did before server/schema.py.
-    patch = contextlib.nullcontext() if compact else mock.patch("server.toolbridge.compact_schema", lambda s: s)
-    with patch, tempfile.TemporaryDirectory() as ledger:
+VARIANTS = ("pydantic", "compact, --output-schemas", "compact (default)")
+
+
+def _explicit_hints(entry: ToolEntry) -> ToolAnnotations:
+    """Every hint explicit, as tools were listed before issue 9."""
+    return ToolAnnotations(
+        title=entry.title,
+        read_only_hint=entry.read_only,
+        destructive_hint=entry.destructive,
+        idempotent_hint=entry.idempotent,
+        open_world_hint=entry.open_world,
+    )
+
+
+async def list_tools(case: Case, variant: str) -> list[dict[str, Any]]:
+    """The tool list as a client receives it, in one of the three ``VARIANTS``."""
+    before = variant == "pydantic"
+    with contextlib.ExitStack() as patches, tempfile.TemporaryDirectory() as ledger:
+        if before:  # the entries carry pydantic's schemas, as every server did before server/schema.py
+            patches.enter_context(mock.patch("server.toolbridge.compact_schema", lambda s: s))
+            patches.enter_context(mock.patch.object(ToolEntry, "annotations", property(_explicit_hints)))
         settings = ServerSettings(
-            ledger_dir=Path(ledger), toolsets=case.toolsets, allow_destructive=case.allow_destructive
+            ledger_dir=Path(ledger),
+            toolsets=case.toolsets,
+            allow_destructive=case.allow_destructive,
+            output_schemas=variant != "compact (default)",
         )
         # Built from the groups' code (not the catalog), so both sides come from the same models.
         app = create_app(settings, groups=load_groups())
@@ -97,15 +119,15 @@ async def list_tools(case: Case, compact: bool) -> list[dict[str, Any]]:
     return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools]
 
 
-def measure(case: Case, compact: bool) -> Row:
-    tools = anyio.run(list_tools, case, compact)
+def measure(case: Case, variant: str) -> Row:
+    tools = anyio.run(list_tools, case, variant)
     groups = {
         group: sum(len(orjson.dumps(tool)) for tool in tools if tool["name"].startswith(f"{group}_"))
         for group in REGISTRY
     }
     return Row(
         case.name,
-        "compact" if compact else "pydantic",
+        variant,
         len(tools),
         len(orjson.dumps({"tools": tools})),
         {group: size for group, size in groups.items() if size},
@@ -178,18 +200,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
     started = datetime.now(UTC)
-    rows = [measure(case, compact) for case in CASES for compact in (False, True)]
+    rows = [measure(case, variant) for case in CASES for variant in VARIANTS]
     stdio = stdio_tools_list_bytes("docker,github")
-    default = next(row for row in rows if row.case == CASES[0].name and row.schemas == "compact")
+    default = next(row for row in rows if row.case == CASES[0].name and row.schemas == VARIANTS[2])
     before = next(row for row in rows if row.case == CASES[0].name and row.schemas == "pydantic")
-    everything = next(row for row in rows if row.case == CASES[1].name and row.schemas == "compact")
+    everything = next(row for row in rows if row.case == CASES[1].name and row.schemas == VARIANTS[2])
     print(markdown_table(rows))
     print(
         f"\nstdio server, --toolsets docker,github: {stdio:,} bytes on the pipe (in-process: {default.total_bytes:,})"
-        f"\ncompact / pydantic: {default.total_bytes / before.total_bytes:.1%}; target <= {TARGET_BYTES:,} bytes: "
+        f"\nserved / before: {default.total_bytes / before.total_bytes:.1%}; target <= {TARGET_BYTES:,} bytes: "
         f"{'met' if default.total_bytes <= TARGET_BYTES else 'not met'}; all groups {everything.total_bytes:,} bytes "
         f"(budget for five groups <= {BUDGET_ALL_BYTES:,})"
-        f"\nof the compact docker,github list: "
+        f"\nof the served docker,github list: "
         + ", ".join(f"{part} {size:,}" for part, size in default.parts.items())
         + f", the rest (names, annotations, JSON) {default.total_bytes - sum(default.parts.values()):,}"
     )

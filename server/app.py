@@ -119,7 +119,9 @@ def create_app(
         "mcp-ledger",
         version=VERSION,
         instructions=INSTRUCTIONS,
-        tools=[build_tool(spec, runtimes[spec.group]) for spec in selected],
+        tools=[
+            build_tool(spec, runtimes[spec.group], publish_output_schema=settings.output_schemas) for spec in selected
+        ],
         lifespan=lifespan,
         log_level=settings.log_level,
     )

@@ -84,6 +84,10 @@ class ServerSettings(BaseModel):
         default=None, description="also append every checkpoint to checkpoints.jsonl in this directory (another volume)"
     )
     preview_bytes: int = Field(default=1024, ge=0, le=65536, description="bytes of redacted preview per span")
+    output_schemas: bool = Field(
+        default=False,
+        description="list each tool's output schema (for clients that validate structured results; about 27 KB more)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", description="stderr log level")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from mcp.server.mcpserver import Context
@@ -73,14 +74,20 @@ class ToolEntry:
 
     @property
     def annotations(self) -> ToolAnnotations:
-        """Every hint explicit: MCP's default for a tool that is not read-only is destructive."""
-        return ToolAnnotations(
-            title=self.title,
-            read_only_hint=self.read_only,
-            destructive_hint=self.destructive,
-            idempotent_hint=self.idempotent,
-            open_world_hint=self.open_world,
-        )
+        """The hints that differ from MCP's defaults (not read-only, destructive, not idempotent, open
+        world), and none of those the spec says only matter for a tool that writes when it only reads:
+        the listing says the same in fewer bytes, every session."""
+        hints: dict[str, Any] = {"title": self.title}
+        if self.read_only:
+            hints["read_only_hint"] = True
+        else:
+            if not self.destructive:
+                hints["destructive_hint"] = False
+            if self.idempotent:
+                hints["idempotent_hint"] = True
+        if not self.open_world:
+            hints["open_world_hint"] = False
+        return ToolAnnotations(**hints)
 
     @classmethod
     def from_spec(cls, spec: ToolSpec) -> ToolEntry:
@@ -123,9 +130,25 @@ def generate_catalog(groups: list[ToolGroup[Any]]) -> dict[str, Any]:
     }
 
 
-def build_tool(entry: ToolEntry, runtime: GroupRuntime) -> Tool:
+class _Tool(Tool):
+    """The SDK's tool, listed with or without its output schema: structured results are produced and
+    checked against the tool's output model either way."""
+
+    publish_output_schema: bool = True
+
+    @cached_property
+    def output_schema(self) -> dict[str, Any] | None:
+        return self.fn_metadata.output_schema if self.publish_output_schema else None
+
+
+def build_tool(entry: ToolEntry, runtime: GroupRuntime, *, publish_output_schema: bool = True) -> Tool:
     """The SDK tool: published from the entry; the group's code is resolved on the first call, then
-    arguments are validated with the tool's own model (short messages naming fields, never values)."""
+    arguments are validated with the tool's own model (short messages naming fields, never values).
+
+    Without ``publish_output_schema``, ``tools/list`` leaves out the output schema (models read the
+    description and input schema; mainstream clients never pass an output schema to the model, and it
+    was half of the listing's bytes), while results still carry ``structuredContent`` that the server
+    validates against the tool's output model."""
     metadata = FuncMetadata(arg_model=_RawArguments, output_schema=entry.output_schema)
 
     resolved: list[ToolSpec] = []
@@ -160,7 +183,8 @@ def build_tool(entry: ToolEntry, runtime: GroupRuntime) -> Tool:
     call.__name__ = entry.name
     # Built directly rather than by Tool.from_function, which would derive (and throw away) an
     # argument model and schema from ``call``'s signature.
-    return Tool(
+    return _Tool(
+        publish_output_schema=publish_output_schema,
         fn=call,
         name=entry.name,
         title=entry.title,

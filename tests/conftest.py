@@ -29,6 +29,13 @@ os.environ.setdefault(
     "MCP_LEDGER_CHECKPOINT_KEY", os.path.join(tempfile.mkdtemp(prefix="mcp-ledger-test-key-"), "checkpoint-key.pem")
 )
 
+# Servers list their output schemas in the suite (in-process and as subprocesses), so that every client
+# here validates every structured result against its tool's schema, as a client given --output-schemas
+# does. The default listing (without them) is tested on its own, with the value set explicitly.
+os.environ.setdefault("MCP_LEDGER_OUTPUT_SCHEMAS", "1")
+ServerSettings.model_fields["output_schemas"].default = True
+ServerSettings.model_rebuild(force=True)
+
 # One of each secret kind DESIGN.md names, built at run time so no scanner flags this file.
 GH = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 GH_PAT = "github_pat_" + "11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRS"

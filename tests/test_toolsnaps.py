@@ -15,6 +15,7 @@ from mcp import Client
 
 from server.app import create_app
 from server.settings import ServerSettings
+from tests.harness import effective_hints
 from tools import load_groups
 from tools.regenerate import COMMAND, SNAPSHOTS, listed_tools, regenerate
 
@@ -35,20 +36,43 @@ async def test_every_tool_of_the_code_matches_its_snapshot_and_every_snapshot_ha
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_a_default_server_lists_exactly_the_snapshots(tmp_path: Path, mode: Literal["auto", "legacy"]) -> None:
-    app = create_app(ServerSettings(ledger_dir=tmp_path, allow_destructive=True))
+@pytest.mark.parametrize("output_schemas", [False, True])
+async def test_a_server_lists_exactly_the_snapshots(
+    tmp_path: Path, mode: Literal["auto", "legacy"], output_schemas: bool
+) -> None:
+    """By default without output schemas (structured results are still returned); with
+    --output-schemas, every snapshot as it is."""
+    app = create_app(ServerSettings(ledger_dir=tmp_path, allow_destructive=True, output_schemas=output_schemas))
     try:
         async with Client(app.server, mode=mode) as client:
             tools = (await client.list_tools()).tools
     finally:
         app.close()
     listed = {tool.name: tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools}
-    assert listed == _snapshots(), f"the served list differs from tests/toolsnaps: run `{COMMAND}`"
+    expected = _snapshots()
+    if not output_schemas:
+        expected = {name: {k: v for k, v in snap.items() if k != "outputSchema"} for name, snap in expected.items()}  # type: ignore[attr-defined]
+    assert listed == expected, f"the served list differs from tests/toolsnaps: run `{COMMAND}`"
     for name, tool in listed.items():
-        annotations = tool.get("annotations", {})
-        for hint in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
-            assert hint in annotations, f"{name} lacks an explicit {hint}"
         assert tool.get("description"), f"{name} has no description"
+
+
+async def test_annotations_say_what_each_tool_does_with_mcp_defaults_left_out(tmp_path: Path) -> None:
+    """Hints equal to MCP's defaults are left out; read as a client reads them, each tool's are its own."""
+    groups = load_groups()
+    app = create_app(ServerSettings(ledger_dir=tmp_path, allow_destructive=True))
+    try:
+        async with Client(app.server) as client:
+            listed = {tool.name: tool.annotations for tool in (await client.list_tools()).tools}
+    finally:
+        app.close()
+    for spec in (spec for group in groups for spec in group.tools):
+        hints = effective_hints(listed[spec.name])
+        assert hints["readOnlyHint"] is spec.hints.read_only, spec.name
+        assert hints["openWorldHint"] is spec.hints.open_world, spec.name
+        if not spec.hints.read_only:  # the spec: meaningful only for a tool that is not read-only
+            assert hints["destructiveHint"] is spec.hints.destructive, spec.name
+            assert hints["idempotentHint"] is spec.hints.idempotent, spec.name
 
 
 def test_regenerate_writes_a_snapshot_per_tool_and_removes_those_of_gone_tools(tmp_path: Path) -> None:
@@ -61,3 +85,21 @@ def test_regenerate_writes_a_snapshot_per_tool_and_removes_those_of_gone_tools(t
     for path in snapshots.iterdir():
         assert path.read_bytes() == (SNAPSHOTS / path.name).read_bytes()
     assert regenerate(snapshots, catalog) == []
+
+
+async def test_without_listed_output_schemas_results_are_still_structured_and_match_them(tmp_path: Path) -> None:
+    """The default listing leaves output schemas out; the results keep structuredContent, which is what
+    the snapshot's output schema says (the client cannot check it here, so the test does)."""
+    from jsonschema import Draft202012Validator
+
+    app = create_app(ServerSettings(ledger_dir=tmp_path, output_schemas=False))
+    try:
+        async with Client(app.server) as client:
+            listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+            result = await client.call_tool("prov_stats", {})
+    finally:
+        app.close()
+    assert all(tool.output_schema is None for tool in listed.values())
+    assert not result.is_error and result.structured_content is not None
+    schema = _snapshots()["prov_stats"]["outputSchema"]  # type: ignore[index]
+    Draft202012Validator(schema).validate(result.structured_content)

@@ -11,6 +11,7 @@ import pytest
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.docker.conftest import TEST_IMAGE, Caller, Engine, last_span, ledger_text, spans
+from tests.harness import effective_hints
 from tools.docker import DockerSettings
 
 pytestmark = pytest.mark.docker
@@ -241,15 +242,13 @@ async def test_annotations_and_gating(engine: Engine, tmp_path: Path) -> None:
             "docker_image_pull",
             "docker_container_run",
         ):
-            annotations = offered[name].annotations
-            assert annotations is not None
-            assert annotations.read_only_hint is False and annotations.destructive_hint is False
+            hints = effective_hints(offered[name].annotations)
+            assert hints["readOnlyHint"] is False and hints["destructiveHint"] is False
         async with _client(destructive) as c:
             everything = {t.name: t for t in (await c.list_tools()).tools if t.name.startswith("docker_")}
         assert len(everything) == 14
         for name in ("docker_container_remove", "docker_image_remove"):
-            annotations = everything[name].annotations
-            assert annotations is not None and annotations.destructive_hint is True
+            assert effective_hints(everything[name].annotations)["destructiveHint"] is True
     finally:
         for app in (read_only, default, destructive):
             app.close()

@@ -11,6 +11,7 @@ import pytest
 from server.gating import GatingError, select_tools
 from server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
 from tests.conftest import fake_group, make_app
+from tests.harness import effective_hints
 from tools import prov
 from tools.group import ToolGroup
 
@@ -78,7 +79,7 @@ async def test_hidden_tools_are_not_listed_and_calling_one_is_a_recorded_error(l
     assert span["attributes"]["gen_ai.tool.name"] == "fake_update"
 
 
-async def test_annotations_are_explicit_on_every_write(ledger_dir: Path) -> None:
+async def test_annotations_say_which_writes_destroy(ledger_dir: Path) -> None:
     from mcp import Client
 
     app = make_app(ledger_dir, allow_destructive=True)
@@ -87,10 +88,10 @@ async def test_annotations_are_explicit_on_every_write(ledger_dir: Path) -> None
             tools = {t.name: t for t in (await client.list_tools()).tools}
     finally:
         app.close()
-    annotations = {name: tool.annotations for name, tool in tools.items()}
-    assert annotations["fake_update"] is not None and annotations["fake_update"].destructive_hint is False
-    assert annotations["fake_remove"] is not None and annotations["fake_remove"].destructive_hint is True
-    assert annotations["fake_echo"] is not None and annotations["fake_echo"].read_only_hint is True
+    hints = {name: effective_hints(tool.annotations) for name, tool in tools.items()}
+    assert hints["fake_update"]["destructiveHint"] is False
+    assert hints["fake_remove"]["destructiveHint"] is True
+    assert hints["fake_echo"]["readOnlyHint"] is True
 
 
 def parse(argv: list[str], environ: dict[str, str]) -> ServerSettings:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import provenance
 from server.app import LedgerApp, create_app
 from server.settings import ServerSettings
+from tests.harness import connected
 from tools import prov
 from tools.group import ToolFailure, ToolGroup, tool
 
@@ -179,25 +180,10 @@ def connect(ledger_dir: Path) -> Callable[..., Any]:
     @asynccontextmanager
     async def _connect(mode: str = "auto", **settings: Any) -> AsyncIterator[tuple[Client, LedgerApp]]:
         app = make_app(ledger_dir, **settings)
-        try:
-            async with Client(app.server, mode=mode) as client:
-                yield client, app
-        finally:
-            app.close()
+        async with connected(app, mode) as client:
+            yield client, app
 
     return _connect
-
-
-def spans_on_disk(ledger_dir: Path) -> list[dict[str, Any]]:
-    return list(provenance.Ledger(ledger_dir).scan())
-
-
-def ledger_bytes(ledger_dir: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(ledger_dir.iterdir()) if p.is_file())
-
-
-def result_text(result: Any) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
 def dump(value: Any) -> bytes:

@@ -31,9 +31,9 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult
 
-import provenance
 from server.app import LedgerApp, create_app
 from server.settings import ServerSettings
+from tests.harness import call_error, call_ok
 from tools.docker import DockerSettings
 
 TEST_IMAGE = "local/busybox:test"
@@ -295,20 +295,15 @@ class Caller:
         async with Client(self.app.server, mode=mode) as client:
             return await client.call_tool(tool, arguments, progress_callback=progress)
 
-    async def ok(self, tool: str, arguments: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        result = await self.call(tool, arguments, **kwargs)
-        assert not result.is_error, result_text(result)
-        assert isinstance(result.structured_content, dict)
-        return dict(result.structured_content)
+    async def ok(
+        self, tool: str, arguments: dict[str, Any], *, mode: Literal["auto", "legacy"] = "auto", progress: Any = None
+    ) -> dict[str, Any]:
+        async with Client(self.app.server, mode=mode) as client:
+            return await call_ok(client, tool, arguments, progress_callback=progress)
 
-    async def error(self, tool: str, arguments: dict[str, Any], **kwargs: Any) -> str:
-        result = await self.call(tool, arguments, **kwargs)
-        assert result.is_error, f"{tool} succeeded: {result.structured_content}"
-        return result_text(result)
-
-
-def result_text(result: Any) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
+    async def error(self, tool: str, arguments: dict[str, Any], *, mode: Literal["auto", "legacy"] = "auto") -> str:
+        async with Client(self.app.server, mode=mode) as client:
+            return await call_error(client, tool, arguments)
 
 
 @pytest.fixture
@@ -329,21 +324,6 @@ def container(engine: Engine) -> Iterator[Any]:
     yield start
     for container_id in started:
         engine.remove(container_id)
-
-
-def spans(app: LedgerApp, tool: str | None = None) -> list[dict[str, Any]]:
-    found = [s for s in provenance.Ledger(app.ledger_dir).scan() if s.get("type") == "span"]
-    return [s for s in found if tool is None or s["name"] == f"tools/call {tool}"]
-
-
-def last_span(app: LedgerApp, tool: str) -> dict[str, Any]:
-    found = spans(app, tool)
-    assert found, f"no span for {tool}"
-    return found[-1]
-
-
-def ledger_text(app: LedgerApp) -> str:
-    return "".join(p.read_text(errors="replace") for p in sorted(app.ledger_dir.rglob("*")) if p.is_file())
 
 
 _SPEC: dict[str, Any] | None = None

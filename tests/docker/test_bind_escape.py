@@ -11,7 +11,8 @@ import pytest
 
 from server.app import LedgerApp, create_app
 from server.settings import ServerSettings
-from tests.docker.conftest import TEST_IMAGE, Caller, Engine, last_span
+from tests.docker.conftest import TEST_IMAGE, Caller, Engine
+from tests.harness import last_span
 from tools.docker import DockerSettings
 
 pytestmark = pytest.mark.docker

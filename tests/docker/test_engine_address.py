@@ -12,7 +12,8 @@ from mcp import Client
 
 from server.app import create_app
 from server.settings import ServerSettings
-from tests.conftest import URL_USER_PASSWORD, ledger_bytes, result_text
+from tests.conftest import URL_USER_PASSWORD
+from tests.harness import ledger_bytes, result_text
 from tools.docker import DockerSettings
 from tools.docker._backend import DEFAULT_SOCKET, EngineAddress, _client_url, resolve_address
 from tools.group import NotConfigured

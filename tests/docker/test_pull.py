@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.docker.conftest import Caller, Engine, Registry, check_against_spec, last_span, push
+from tests.docker.conftest import Caller, Engine, Registry, check_against_spec, push
+from tests.harness import last_span
 
 pytestmark = pytest.mark.docker
 

@@ -10,15 +10,8 @@ from typing import Any
 import pytest
 
 from server.app import LedgerApp
-from tests.docker.conftest import (
-    TEST_IMAGE,
-    TEST_LABEL,
-    Caller,
-    Engine,
-    check_against_spec,
-    last_span,
-    ledger_text,
-)
+from tests.docker.conftest import TEST_IMAGE, TEST_LABEL, Caller, Engine, check_against_spec
+from tests.harness import last_span, ledger_text
 
 pytestmark = pytest.mark.docker
 

@@ -12,7 +12,8 @@ import pytest
 
 import provenance
 from server.app import LedgerApp
-from tests.docker.conftest import TEST_IMAGE, TEST_LABEL, Caller, Engine, ledger_text, spans
+from tests.docker.conftest import TEST_IMAGE, TEST_LABEL, Caller, Engine
+from tests.harness import ledger_text, spans
 
 pytestmark = pytest.mark.docker
 

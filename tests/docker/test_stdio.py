@@ -13,7 +13,8 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 import provenance
-from tests.docker.conftest import Engine, result_text
+from tests.docker.conftest import Engine
+from tests.harness import result_text
 
 pytestmark = pytest.mark.docker
 

@@ -10,8 +10,8 @@ import pytest
 
 from server.app import create_app
 from server.settings import ServerSettings
-from tests.docker.conftest import TEST_IMAGE, Caller, Engine, last_span, ledger_text, spans
-from tests.harness import effective_hints
+from tests.docker.conftest import TEST_IMAGE, Caller, Engine
+from tests.harness import effective_hints, last_span, ledger_text, spans
 from tools.docker import DockerSettings
 
 pytestmark = pytest.mark.docker

@@ -11,10 +11,10 @@ import pytest
 from mcp import Client
 from pytest_httpserver import HTTPServer
 
-import provenance
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.github.fake import FakeGitHub
+from tests.harness import connected
 from tools.github import GitHubSettings
 
 # The token the server is configured with, planted in the environment: it must never reach the ledger.
@@ -42,11 +42,6 @@ Connect = Callable[..., Any]
 
 
 @pytest.fixture
-def ledger_dir(tmp_path: Path) -> Path:
-    return tmp_path / "ledger"
-
-
-@pytest.fixture
 def connect(ledger_dir: Path) -> Connect:
     """``async with connect(mode="auto", github=GitHubSettings(...), **server_settings) as client``."""
 
@@ -58,42 +53,7 @@ def connect(ledger_dir: Path) -> Connect:
             ServerSettings(ledger_dir=ledger_dir, **settings),
             {"github": github or GitHubSettings(max_rate_limit_wait=3, timeout=20)},
         )
-        try:
-            async with Client(app.server, mode=mode) as client:
-                yield client
-        finally:
-            app.close()
+        async with connected(app, mode) as client:
+            yield client
 
     return _connect
-
-
-async def call_ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, error_text(result)
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
-async def call_error(client: Client, tool: str, arguments: dict[str, Any]) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return error_text(result).removeprefix(f"Error executing tool {tool}: ")
-
-
-def error_text(result: Any) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
-
-
-def spans(ledger_dir: Path, tool: str | None = None) -> list[dict[str, Any]]:
-    found = list(provenance.Ledger(ledger_dir).scan())
-    return [s for s in found if tool is None or s["name"] == f"tools/call {tool}"]
-
-
-def only_span(ledger_dir: Path, tool: str) -> dict[str, Any]:
-    found = spans(ledger_dir, tool)
-    assert len(found) == 1, [s["name"] for s in spans(ledger_dir)]
-    return found[0]
-
-
-def ledger_bytes(ledger_dir: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(ledger_dir.rglob("*")) if p.is_file())

@@ -7,8 +7,9 @@ from pathlib import Path
 from werkzeug import Request
 
 from tests.github import bodies as b
-from tests.github.conftest import REPO_PATH, Connect, call_error, call_ok, only_span
+from tests.github.conftest import REPO_PATH, Connect
 from tests.github.fake import FakeGitHub, Reply
+from tests.harness import call_error, call_ok, only_span
 
 REPO = {"owner": b.OWNER, "repo": b.REPO}
 

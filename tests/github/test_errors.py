@@ -13,9 +13,9 @@ from werkzeug import Request
 
 from tests.conftest import URL_USER_PASSWORD
 from tests.github import bodies as b
-from tests.github.conftest import ENV_TOKEN, Connect, call_error, call_ok, ledger_bytes, only_span
+from tests.github.conftest import ENV_TOKEN, Connect
 from tests.github.fake import FakeGitHub, Reply
-from tests.harness import effective_hints
+from tests.harness import call_error, call_ok, effective_hints, ledger_bytes, only_span
 from tools.github import GitHubSettings
 
 REPO = {"owner": b.OWNER, "repo": b.REPO}

@@ -7,8 +7,9 @@ from pathlib import Path
 from werkzeug import Request
 
 from tests.github import bodies as b
-from tests.github.conftest import ENV_TOKEN, Connect, call_error, call_ok, ledger_bytes, only_span, spans
+from tests.github.conftest import ENV_TOKEN, Connect
 from tests.github.fake import FakeGitHub, Reply
+from tests.harness import call_error, call_ok, ledger_bytes, only_span, spans
 
 REPO = {"owner": b.OWNER, "repo": b.REPO}
 ISSUE = "/repos/{owner}/{repo}/issues/{issue_number}"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.github.conftest import Connect, call_ok, spans
+from tests.github.conftest import Connect
+from tests.harness import call_ok, spans
 
 pytestmark = pytest.mark.live
 REPO = {"owner": os.environ.get("LIVE_GITHUB_OWNER", "python"), "repo": os.environ.get("LIVE_GITHUB_REPO", "cpython")}

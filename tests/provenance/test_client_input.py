@@ -21,7 +21,8 @@ from mcp_types import Implementation
 
 from provenance import _span
 from provenance._middleware import TRUNCATED_MARK
-from tests.conftest import GH, HF, ledger_bytes, make_app, result_text, spans_on_disk
+from tests.conftest import GH, HF, make_app
+from tests.harness import ledger_bytes, result_text, spans
 
 LIMIT = 256  # bytes of client-chosen text kept per attribute
 
@@ -45,7 +46,7 @@ async def test_a_huge_client_name_version_and_tool_name_are_cut_and_marked(ledge
     finally:
         app.close()
     assert unknown.is_error
-    echo, missing = spans_on_disk(ledger_dir)
+    echo, missing = spans(ledger_dir)
     for span in (echo, missing):
         attributes = span["attributes"]
         _assert_bounded(attributes["mcp.client.name"], GH[:8])
@@ -82,7 +83,7 @@ def test_a_huge_request_id_on_the_wire_is_cut_and_marked(tmp_path: Path) -> None
         proc.stdin.close()
         proc.wait(timeout=30)
     assert replies[1]["id"] == request_id  # the answer carries the id as sent; the span a bounded copy
-    (span,) = spans_on_disk(ledger)
+    (span,) = spans(ledger)
     _assert_bounded(span["attributes"]["jsonrpc.request.id"], GH[:8])
     assert GH.encode() not in ledger_bytes(ledger)
 
@@ -111,7 +112,7 @@ async def test_a_large_payload_is_redacted_in_a_worker_thread(
     assert not small.is_error and not large.is_error
     main = threading.main_thread().name
     assert prepare_threads[0] == main and prepare_threads[1] != main
-    _, span = spans_on_disk(ledger_dir)
+    _, span = spans(ledger_dir)
     assert span["input"]["redactions"] == ["$.extra.token"] and span["input"]["size"] > 200_000
 
 
@@ -127,7 +128,7 @@ async def test_the_redacted_paths_of_a_payload_are_bounded(connect: Any, ledger_
     extra = {f"password_{i}": "x" for i in range(1000)} | {"k" * 100_000 + "_token": "x"}
     async with connect() as (client, _):
         assert not (await client.call_tool("fake_echo", {"text": "hi", "extra": extra})).is_error
-    (span,) = spans_on_disk(ledger_dir)
+    (span,) = spans(ledger_dir)
     paths = span["input"]["redactions"]
     assert len(paths) == 65 and paths[-1] == "… and 937 more"
     assert all(len(path) <= 256 for path in paths)

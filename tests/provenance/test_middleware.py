@@ -12,7 +12,7 @@ from mcp.shared.exceptions import MCPError
 from opentelemetry import trace as otel_trace
 
 import provenance
-from tests.conftest import result_text, spans_on_disk
+from tests.harness import result_text, spans
 
 SPAN_FIELDS = {
     "v",
@@ -55,9 +55,9 @@ def assert_span_shape(span: dict[str, Any], tool: str) -> None:
 
 
 def only_span(ledger_dir: Path) -> dict[str, Any]:
-    spans = spans_on_disk(ledger_dir)
-    assert len(spans) == 1, spans
-    return spans[0]
+    found = spans(ledger_dir)
+    assert len(found) == 1, found
+    return found[0]
 
 
 async def test_success_records_one_ok_span_with_trace_parent_and_span_id_in_meta(
@@ -180,7 +180,7 @@ async def test_cancellation_by_the_client_is_recorded(connect: Any, ledger_dir: 
         with anyio.move_on_after(0.3):
             await client.call_tool("fake_sleep", {"seconds": 30})
         with anyio.fail_after(10):
-            while not spans_on_disk(ledger_dir):
+            while not spans(ledger_dir):
                 await anyio.sleep(0.02)
     span = only_span(ledger_dir)
     assert span["attributes"]["error.type"] == "cancelled"
@@ -199,7 +199,7 @@ async def test_prov_tools_are_recorded_too(connect: Any, ledger_dir: Path, mode:
         await client.call_tool("fake_echo", {})
         result = await client.call_tool("prov_query", {"tool": "fake_echo"})
     assert [s["tool"] for s in result.structured_content["spans"]] == ["fake_echo"]
-    tools = sorted(s["attributes"]["gen_ai.tool.name"] for s in spans_on_disk(ledger_dir))
+    tools = sorted(s["attributes"]["gen_ai.tool.name"] for s in spans(ledger_dir))
     assert tools == ["fake_echo", "prov_query"]
 
 
@@ -207,7 +207,7 @@ async def test_connection_id_is_stable_within_a_legacy_connection(connect: Any, 
     async with connect("legacy") as (client, _):
         await client.call_tool("fake_echo", {})
         await client.call_tool("fake_echo", {})
-    ids = {s["attributes"]["mcp-ledger.connection.id"] for s in spans_on_disk(ledger_dir)}
+    ids = {s["attributes"]["mcp-ledger.connection.id"] for s in spans(ledger_dir)}
     assert len(ids) == 1
 
 
@@ -223,8 +223,8 @@ async def test_many_concurrent_calls_each_get_exactly_one_span(connect: Any, led
     async with connect() as (client, _), anyio.create_task_group() as tg:
         for i in range(40):
             tg.start_soon(client.call_tool, "fake_echo", {"text": str(i)})
-    spans = spans_on_disk(ledger_dir)
-    assert sorted(s["input"]["preview"] for s in spans) == sorted(f'{{"text":"{i}"}}' for i in range(40))
+    found = spans(ledger_dir)
+    assert sorted(s["input"]["preview"] for s in found) == sorted(f'{{"text":"{i}"}}' for i in range(40))
     assert provenance.Ledger(ledger_dir).verify().ok
 
 

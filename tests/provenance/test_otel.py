@@ -26,7 +26,8 @@ from pydantic import BaseModel
 import provenance
 from server.app import create_app
 from server.settings import ServerSettings
-from tests.conftest import GH, result_text, spans_on_disk
+from tests.conftest import GH
+from tests.harness import result_text, spans
 from tools.group import ToolGroup, tool
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -84,7 +85,7 @@ async def test_one_span_with_the_same_ids_in_the_ledger_and_the_trace(
         await client.list_tools()
         result = await client.call_tool("fake_echo", {"text": "hi"}, meta={"traceparent": TRACEPARENT})
     assert not result.is_error
-    [ledger] = spans_on_disk(ledger_dir)
+    [ledger] = spans(ledger_dir)
     [otel] = tool_call_spans(exporter)
     assert hex_ids(otel) == (ledger["trace_id"], ledger["span_id"], ledger["parent_span_id"])
     if mode == "auto":
@@ -111,7 +112,7 @@ async def test_failures_carry_the_redacted_message_and_no_exception_text(
         failed = await client.call_tool("fake_fail", {"text": f"token {GH}"})
         crashed = await client.call_tool("fake_crash", {"text": f"token {GH}"})
     assert failed.is_error and crashed.is_error and GH not in result_text(failed) + result_text(crashed)
-    ledger = {s["name"]: s for s in spans_on_disk(ledger_dir)}
+    ledger = {s["name"]: s for s in spans(ledger_dir)}
     for otel in tool_call_spans(exporter):
         record = ledger[otel.name]
         assert otel.status.status_code == StatusCode.ERROR
@@ -143,7 +144,7 @@ async def test_the_tool_s_own_spans_nest_under_the_ledger_span(tmp_path: Path, e
             await client.call_tool("traced_work_run", {})
     finally:
         app.close()
-    [ledger] = spans_on_disk(tmp_path)
+    [ledger] = spans(tmp_path)
     [child] = [s for s in exporter.get_finished_spans() if s.name == "GET upstream"]
     trace_id, _, parent = hex_ids(child)
     assert (trace_id, parent) == (ledger["trace_id"], ledger["span_id"])

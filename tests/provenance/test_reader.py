@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 
 import provenance
 from server.cli import main
-from tests.conftest import result_text, spans_on_disk
+from tests.harness import result_text, spans
 
 # Year 1 at +14:00 is before year 1 in UTC; 999999999999 days reach back past the year 1; both are
 # beyond the 64-bit nanoseconds a span's start is compared with.
@@ -56,8 +56,8 @@ async def test_a_time_out_of_range_is_a_tool_error_that_says_what_to_fix(
             # Not the bare "Error executing tool prov_query" of an internal error: what to fix.
             assert result.is_error and f"{tool}: {next(iter(arguments))}: " in text, text
             assert "1678" in text
-    spans = spans_on_disk(ledger_dir)
-    assert [s["attributes"].get("error.type") for s in spans] == [None, "tool_error", "tool_error"]  # one span each
+    found = spans(ledger_dir)
+    assert [s["attributes"].get("error.type") for s in found] == [None, "tool_error", "tool_error"]  # one span each
     no_traceback(caplog)
 
 
@@ -73,7 +73,7 @@ async def test_a_forged_cursor_beyond_64_bits_is_a_tool_error(
         for bad in beyond_64_bits(cursor):
             result = await client.call_tool("prov_query", {"tool": "fake_echo", "limit": 1, "cursor": bad})
             assert result.is_error and "prov_query: cursor: not a cursor returned by this query" in result_text(result)
-    assert len(spans_on_disk(ledger_dir)) == 4 + 3
+    assert len(spans(ledger_dir)) == 4 + 3
     no_traceback(caplog)
 
 

@@ -28,9 +28,8 @@ from tests.conftest import (
     QUERY_TOKEN,
     URL_PASSWORD,
     URL_USER_PASSWORD,
-    ledger_bytes,
-    result_text,
 )
+from tests.harness import ledger_bytes, result_text
 
 PLANTED_TEXT = " ".join(
     [

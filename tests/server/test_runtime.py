@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from server.app import LedgerApp, create_app
 from server.settings import ServerSettings
-from tests.conftest import result_text, spans_on_disk
+from tests.harness import result_text, spans
 from tools import prov
 from tools.group import (
     GroupEnvironment,
@@ -49,7 +49,7 @@ class Done(BaseModel):
 
 
 def spans_of(ledger_dir: Path, tool_name: str) -> list[dict[str, Any]]:
-    return [s for s in spans_on_disk(ledger_dir) if s["name"] == f"tools/call {tool_name}"]
+    return [s for s in spans(ledger_dir) if s["name"] == f"tools/call {tool_name}"]
 
 
 @asynccontextmanager
@@ -94,7 +94,7 @@ async def test_a_tool_s_own_timeout_ends_the_call_with_a_timeout_span(ledger_dir
             result = await client.call_tool("quick_sleep", {"seconds": 30})
     assert result.is_error
     assert "0.3 s (the tool's own timeout)" in result_text(result)
-    [span] = spans_on_disk(ledger_dir)
+    [span] = spans(ledger_dir)
     assert span["attributes"]["error.type"] == "timeout"
     assert (int(span["end_ns"]) - int(span["start_ns"])) / 1e9 < 5
 
@@ -103,7 +103,7 @@ async def test_a_tool_s_own_timeout_wins_over_a_shorter_call_timeout(ledger_dir:
     async with serve(ledger_dir, "auto", timed_group(), call_timeout=0.2) as (client, _):
         result = await client.call_tool("quick_patient", {"seconds": 0.6})
     assert not result.is_error and result.structured_content == {"value": "slept"}
-    [span] = spans_on_disk(ledger_dir)
+    [span] = spans(ledger_dir)
     assert span["status"]["code"] == "OK"
 
 
@@ -168,7 +168,7 @@ async def test_preload_never_delays_initialize_or_tools_list_and_a_first_call_wa
     [result] = results
     assert result.structured_content == {"value": "connected 1x"}
     assert backend.connects == 1
-    [span] = spans_on_disk(ledger_dir)
+    [span] = spans(ledger_dir)
     assert span["name"] == "tools/call slow_thing_get" and span["status"]["code"] == "OK"
     assert (int(span["end_ns"]) - int(span["start_ns"])) / 1e9 >= 0.25  # the wait is inside the span
 
@@ -190,7 +190,7 @@ async def test_a_failed_preload_is_left_to_the_first_call_which_reports_it_in_it
         result = await client.call_tool("slow_thing_get", {})
     assert result.is_error and "not configured: set SLOW_URL" in result_text(result)
     assert attempts == 2
-    [span] = spans_on_disk(ledger_dir)
+    [span] = spans(ledger_dir)
     assert span["attributes"]["error.type"] == "tool_error"
 
 
@@ -385,7 +385,7 @@ async def test_a_worker_thread_reports_progress(ledger_dir: Path, mode: str) -> 
                 await anyio.sleep(0.01)
     assert result.structured_content == {"value": "3 steps"}
     assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
-    [span] = spans_on_disk(ledger_dir)
+    [span] = spans(ledger_dir)
     assert span["status"]["code"] == "OK"
 
 
@@ -397,7 +397,7 @@ async def test_a_cancelled_worker_is_told_to_stop_and_the_span_says_it_was_aband
         with anyio.fail_after(10):
             result = await client.call_tool("sync_spin_run", {})
     assert result.is_error and "timeout" in result_text(result)
-    [span] = spans_on_disk(ledger_dir)
+    [span] = spans(ledger_dir)
     assert span["attributes"]["error.type"] == "timeout"
     assert span["upstream"]["worker_thread"] == "abandoned"
     assert await anyio.to_thread.run_sync(seen_cancel.wait, 10), "the worker thread never saw the cancellation"

@@ -18,7 +18,8 @@ from mcp.client.stdio import stdio_client
 
 import provenance
 from provenance._segments import list_chains
-from tests.conftest import ALL_SECRETS, GH, JWT, PASSWORD, result_text
+from tests.conftest import ALL_SECRETS, GH, JWT, PASSWORD
+from tests.harness import result_text
 
 
 def server_params(

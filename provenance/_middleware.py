@@ -77,7 +77,6 @@ logger = logging.getLogger("mcp_ledger.provenance")
 
 SPAN_ID_META_KEY = "mcp-ledger/span_id"
 CONNECTION_STATE_KEY = CONNECTION  # where a connection's id is kept in the connection's state
-CONNECTION_ATTRIBUTES_KEY = "mcp-ledger.connection.attributes"
 _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
@@ -574,18 +573,13 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         if connection is None:
             attributes[CONNECTION] = self.process_connection_id or new_connection_id()
             return attributes
-        state = connection.state
-        shared = state.get(CONNECTION_ATTRIBUTES_KEY)
-        if shared is None:
-            shared = state[CONNECTION_ATTRIBUTES_KEY] = self._connection_attributes(connection)
-        attributes.update(shared)
+        attributes.update(self._client_attributes_of(connection))
+        attributes[CONNECTION] = self._connection_id(connection)
         return attributes
 
-    def _connection_attributes(self, connection: Any) -> dict[str, Any]:
-        """What every call on one connection shares (kept in the connection's state).
-
-        The 2026 protocol era builds a connection per request from its envelope, so what the client's
-        identity gives is also kept per identity (bounded), not worked out again on every call."""
+    def _client_attributes_of(self, connection: Any) -> dict[str, Any]:
+        """The session and client a connection's calls share, kept per client identity (bounded): the 2026
+        protocol era builds a connection per request from its envelope, so its state would not keep them."""
         info = connection.client_params.client_info if connection.client_params else None
         key: tuple[Any, ...] = (connection.session_id,)
         if info is not None:  # as much of each as _client_text reads: a key of bounded size
@@ -601,9 +595,7 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             if len(self._client_attributes) >= 1024:
                 self._client_attributes.clear()
             self._client_attributes[key] = shared
-        attributes = shared.copy()
-        attributes[CONNECTION] = self._connection_id(connection)
-        return attributes
+        return shared
 
     def _tool_attributes(self, tool: str | None, protocol_version: str | None) -> dict[str, Any]:
         """The attributes every call of a tool shares (kept per served tool; a caller's unknown name is not)."""

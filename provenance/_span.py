@@ -13,11 +13,10 @@ from hashlib import sha256
 from typing import Any
 
 import orjson
-from orjson import dumps
+from orjson import OPT_SORT_KEYS, dumps
 
 from provenance._annotate import CallFacts
 from provenance._redact import (
-    CANONICAL_OPTIONS,
     MAYBE_SECRET,
     canonical_json,
     redact_canonical,
@@ -146,8 +145,8 @@ class SpanBuilder:
         arguments = self.arguments if self.arguments is not None else {}
         output = _output_of(result)
         try:
-            try:  # canonical_json's fast path, inline: this runs on every call
-                canonical = (dumps(arguments, option=CANONICAL_OPTIONS), dumps(output, option=CANONICAL_OPTIONS))
+            try:  # canonical_json's fast path, inline (a key that is not a string takes its path)
+                canonical = (dumps(arguments, option=OPT_SORT_KEYS), dumps(output, option=OPT_SORT_KEYS))
             except TypeError:
                 canonical = (canonical_json(arguments), canonical_json(output))
         except Exception:

@@ -3,31 +3,23 @@
 Tool groups import :func:`annotate`. The server records with :class:`SpanStore` and
 :class:`ProvenanceMiddleware` and reads with :class:`Ledger`, the one reader of a ledger directory
 (query, span, trace, stats, tail, verify, signed checkpoints, inclusion proofs) behind the CLI, the MCP
-resources and the prov tools. A :class:`CheckpointWriter` signs the store's chain with the key of
-:func:`load_or_create_key`; :func:`verify_proof` checks an inclusion proof offline.
+resources and the prov tools. A :class:`CheckpointWriter` signs the store's chain with a key from
+:mod:`provenance.keys`; :func:`verify_proof` checks an inclusion proof offline. Tools redact what they
+show with :mod:`provenance.redaction`.
 """
 
+from provenance import keys, redaction
 from provenance._annotate import annotate
 from provenance._checkpoint import CheckpointWriter
-from provenance._keys import (
-    CheckpointKeyError,
-    default_key_path,
-    load_or_create_key,
-    load_public_key,
-    parse_public_key,
-)
 from provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts
 from provenance._proof import ProofError, verify_proof
 from provenance._query import QueryError
 from provenance._reader import Ledger
-from provenance._redact import REDACTED, redact_payload, redact_text
 from provenance._segments import default_ledger_dir
 from provenance._store import RecordError, SpanStore
 
 __all__ = [
-    "REDACTED",
     "SPAN_ID_META_KEY",
-    "CheckpointKeyError",
     "CheckpointWriter",
     "Ledger",
     "ProofError",
@@ -37,12 +29,8 @@ __all__ = [
     "SpanStore",
     "ToolFacts",
     "annotate",
-    "default_key_path",
     "default_ledger_dir",
-    "load_or_create_key",
-    "load_public_key",
-    "parse_public_key",
-    "redact_payload",
-    "redact_text",
+    "keys",
+    "redaction",
     "verify_proof",
 ]

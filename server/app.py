@@ -144,7 +144,7 @@ def _checkpoint_writer(settings: ServerSettings, ledger_dir: Path) -> provenance
     """The signer of this server's checkpoints; the key is read (or created) now, so a bad one stops the start."""
     if not settings.checkpoints:
         return None
-    key = provenance.load_or_create_key(settings.checkpoint_key, ledger_dir=ledger_dir)
+    key = provenance.keys.load_or_create_key(settings.checkpoint_key, ledger_dir=ledger_dir)
     witness = settings.checkpoint_witness.expanduser() if settings.checkpoint_witness else None
     if witness is not None:
         if not witness.is_dir():

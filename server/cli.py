@@ -98,7 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             network_transport="pipe" if stdio else "tcp",
             process_connection_id=provenance.ProvenanceMiddleware.new_process_connection_id() if stdio else None,
         )
-    except (GatingError, SettingsError, provenance.CheckpointKeyError) as exc:
+    except (GatingError, SettingsError, provenance.keys.CheckpointKeyError) as exc:
         print(f"mcp-ledger serve: {exc}", file=sys.stderr)
         return 2
     try:
@@ -223,8 +223,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for path in ledger.recover():
             print(f"repaired what a crashed writer left in {path.name}", file=sys.stderr)
     try:
-        keys = [provenance.load_public_key(value) for value in args.public_key or []]
-    except provenance.CheckpointKeyError as exc:
+        keys = [provenance.keys.load_public_key(value) for value in args.public_key or []]
+    except provenance.keys.CheckpointKeyError as exc:
         print(f"mcp-ledger verify: {exc}", file=sys.stderr)
         return 2
     if args.checkpoint_witness and not keys:
@@ -290,8 +290,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 def cmd_verify_proof(args: argparse.Namespace) -> int:
     try:
-        keys = [provenance.load_public_key(value) for value in args.public_key]
-    except provenance.CheckpointKeyError as exc:
+        keys = [provenance.keys.load_public_key(value) for value in args.public_key]
+    except provenance.keys.CheckpointKeyError as exc:
         print(f"mcp-ledger verify-proof: {exc}", file=sys.stderr)
         return 2
     try:
@@ -314,11 +314,11 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
 
 
 def cmd_key_show(args: argparse.Namespace) -> int:
-    path = Path(args.key).expanduser() if args.key else provenance.default_key_path()
+    path = Path(args.key).expanduser() if args.key else provenance.keys.default_key_path()
     existed = path.exists()
     try:
-        key = provenance.load_or_create_key(path)
-    except provenance.CheckpointKeyError as exc:
+        key = provenance.keys.load_or_create_key(path)
+    except provenance.keys.CheckpointKeyError as exc:
         print(f"mcp-ledger key show: {exc}", file=sys.stderr)
         return 2
     if not existed:

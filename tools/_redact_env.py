@@ -23,14 +23,16 @@ def redact_env_values(env: Mapping[str, Any] | Iterable[Any]) -> Any:
     An item that is not ``K=V`` keeps its text, with any credential shape cut out of it.
     """
     if isinstance(env, Mapping):
-        return {str(key): provenance.REDACTED if value not in (None, "") else value for key, value in env.items()}
+        return {
+            str(key): provenance.redaction.REDACTED if value not in (None, "") else value for key, value in env.items()
+        }
     out: list[Any] = []
     for item in env:
         match = _ITEM_RE.match(item) if isinstance(item, str) else None
         if match and match.group(2):
-            out.append(f"{match.group(1)}={provenance.REDACTED}")
+            out.append(f"{match.group(1)}={provenance.redaction.REDACTED}")
         elif isinstance(item, str):
-            out.append(provenance.redact_text(item)[0])
+            out.append(provenance.redaction.redact_text(item)[0])
         else:
             out.append(item)
     return out

@@ -24,7 +24,7 @@ from tests.provenance.test_store import synthetic_span
 
 @pytest.fixture
 def key(tmp_path: Path) -> SigningKey:
-    return provenance.load_or_create_key(tmp_path / "config" / "key.pem")
+    return provenance.keys.load_or_create_key(tmp_path / "config" / "key.pem")
 
 
 def write_checkpointed_chain(
@@ -238,7 +238,7 @@ def test_checkpoints_of_another_key_are_reported(
     tmp_path: Path, key: SigningKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_checkpointed_chain(tmp_path / "l", key, 3)
-    other = provenance.load_or_create_key(tmp_path / "other.pem")
+    other = provenance.keys.load_or_create_key(tmp_path / "other.pem")
     code, out = run(capsys, "verify", "--ledger-dir", str(tmp_path / "l"), "--public-key", other.public.text)
     assert code == 1
     assert f"signed by key {key.key_id}, not by the public key given" in out
@@ -330,16 +330,16 @@ def test_the_key_is_created_once_with_mode_0600_outside_the_ledger(
     public = out.strip().splitlines()[0]
     assert public.startswith("ed25519:")
     assert run(capsys, "key", "show")[1].strip() == public  # the same key, not a new one (and no note)
-    assert provenance.load_public_key(public) == provenance.load_or_create_key(path).public
+    assert provenance.keys.load_public_key(public) == provenance.keys.load_or_create_key(path).public
     code, pem = run(capsys, "key", "show", "--pem")
     assert pem.startswith("-----BEGIN PUBLIC KEY-----")
     (tmp_path / "pub.pem").write_text(pem)
-    assert provenance.load_public_key(str(tmp_path / "pub.pem")).text == public
+    assert provenance.keys.load_public_key(str(tmp_path / "pub.pem")).text == public
 
 
 def test_a_key_inside_the_ledger_directory_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(provenance.CheckpointKeyError, match="inside the ledger directory"):
-        provenance.load_or_create_key(tmp_path / "ledger" / "k.pem", ledger_dir=tmp_path / "ledger")
+    with pytest.raises(provenance.keys.CheckpointKeyError, match="inside the ledger directory"):
+        provenance.keys.load_or_create_key(tmp_path / "ledger" / "k.pem", ledger_dir=tmp_path / "ledger")
     assert not (tmp_path / "ledger").exists()
 
 

@@ -24,7 +24,7 @@ from tests.provenance.test_store import synthetic_span
 
 @pytest.fixture
 def key(tmp_path: Path) -> SigningKey:
-    return provenance.load_or_create_key(tmp_path / "config" / "key.pem")
+    return provenance.keys.load_or_create_key(tmp_path / "config" / "key.pem")
 
 
 def span_ids(directory: Path) -> list[str]:
@@ -125,7 +125,7 @@ def test_a_proof_fails_under_another_key(tmp_path: Path, key: SigningKey, capsys
     ledger = tmp_path / "ledger"
     write_checkpointed_chain(ledger, key, 3)
     prove_to_file(capsys, ledger, span_ids(ledger)[0], tmp_path / "p.json")
-    other = provenance.load_or_create_key(tmp_path / "other.pem")
+    other = provenance.keys.load_or_create_key(tmp_path / "other.pem")
     code, out = verify_file(capsys, tmp_path / "p.json", other.public.text)
     assert code == 1
     assert "not by the public key given" in out

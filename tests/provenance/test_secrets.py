@@ -121,13 +121,13 @@ async def test_redactions_are_recorded_as_paths_and_counts_are_kept(connect: Any
     "planted", [GH, GH_PAT, GHO, GHS, HF, AWS, JWT, PEM, f"Bearer {BEARER_TOKEN}", BASIC], ids=lambda s: s[:8]
 )
 def test_each_value_shape_is_cut_out_of_free_text(planted: str) -> None:
-    text, kinds = provenance.redact_text(f"log line: credential is {planted} (end)")
+    text, kinds = provenance.redaction.redact_text(f"log line: credential is {planted} (end)")
     assert kinds and text.endswith("(end)")
     assert_no_secret(text, "redacted text")
 
 
 def test_pem_block_is_redacted_whole() -> None:
-    text, kinds = provenance.redact_text(f"key:\n{PEM}\nafter")
+    text, kinds = provenance.redaction.redact_text(f"key:\n{PEM}\nafter")
     assert "MII" not in text and text.endswith("after") and kinds == ["pem"]
 
 
@@ -141,11 +141,11 @@ def test_pem_block_is_redacted_whole() -> None:
     ],
 )
 def test_ordinary_text_is_left_alone(harmless: str) -> None:
-    assert provenance.redact_text(harmless) == (harmless, [])
+    assert provenance.redaction.redact_text(harmless) == (harmless, [])
 
 
 def test_counts_named_like_tokens_are_not_secrets() -> None:
     payload = {"max_tokens": "256", "prompt_tokens": 12, "usage": {"completion_tokens": 3}, "token": "abc"}
-    redacted, paths = provenance.redact_payload(payload)
+    redacted, paths = provenance.redaction.redact_payload(payload)
     assert redacted["max_tokens"] == "256" and redacted["usage"] == {"completion_tokens": 3}
-    assert redacted["token"] == provenance.REDACTED and paths == ["$.token"]
+    assert redacted["token"] == provenance.redaction.REDACTED and paths == ["$.token"]

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
-from provenance import annotate, redact_text
+from provenance import annotate
+from provenance.redaction import redact_text
 from tools.docker import DockerSettings
 from tools.group import GroupEnvironment, NotConfigured, UpstreamError
 

@@ -31,7 +31,7 @@ def cut(value: Any, limit: int) -> str:
 
 def shown_labels(labels: Any) -> dict[str, str]:
     """Secret-like labels (by key or by value shape) are redacted, the keys kept; bounded (LABELS_NOTE)."""
-    redacted, _ = provenance.redact_payload(dict(labels or {}))
+    redacted, _ = provenance.redaction.redact_payload(dict(labels or {}))
     return {cut(k, 256): cut(v, 1024) for k, v in sorted(redacted.items())[:64]}
 
 

@@ -329,10 +329,10 @@ def _scrub_env(text: str, env: Any) -> str:
             continue
         forms = sorted({value, _go_quoted(value), json.dumps(value)[1:-1]}, key=len, reverse=True)
         for form in forms:
-            text = text.replace(f"{key}={form}", f"{key}={provenance.REDACTED}")
+            text = text.replace(f"{key}={form}", f"{key}={provenance.redaction.REDACTED}")
         for form in forms:
             if len(form) >= 4:
-                text = text.replace(form, provenance.REDACTED)
+                text = text.replace(form, provenance.redaction.REDACTED)
     return text
 
 

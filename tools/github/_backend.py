@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
-from provenance import annotate, redact_text
+from provenance import annotate
+from provenance.redaction import redact_text
 from tools.group import NotConfigured, UpstreamError
 
 if TYPE_CHECKING:

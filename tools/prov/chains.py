@@ -41,8 +41,8 @@ async def prov_verify(args: VerifyArgs, ledger: Ledger, ctx: Context) -> Verific
     result: dict[str, Any] = {}
     if args.public_key:
         try:
-            key = provenance.parse_public_key(args.public_key)
-        except provenance.CheckpointKeyError as exc:
+            key = provenance.keys.parse_public_key(args.public_key)
+        except provenance.keys.CheckpointKeyError as exc:
             raise ToolFailure(str(exc)) from None
         # Checkpoints first: every line they name is then already on disk when the chains are read.
         signed = await ledger.read(lambda reader: reader.check_checkpoints([key]))

@@ -1,12 +1,10 @@
-"""Base URLs, cursors and the log tail, without a server."""
+"""Base URLs and cursors, without a server."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tools.github._backend import _LogTail, api_base_url, next_page
+from tools.github._backend import api_base_url, next_page
 
 
 @pytest.mark.parametrize(
@@ -33,14 +31,3 @@ def test_next_page_reads_the_next_link_only() -> None:
     assert next_page(link) == "3"
     assert next_page('<https://api.github.com/x?page=1>; rel="prev"') is None
     assert next_page(None) is None
-
-
-def test_log_tail_cuts_very_long_lines_and_says_so() -> None:
-    tail = _LogTail(2, re.compile("boom"))
-    for line in ["ok", "boom " + "x" * 10_000, "fine", "boom again"]:
-        tail.feed(line)
-    result = tail.result(max_bytes=100_000)
-    assert result.matches == 2 and result.lines_total == 4
-    first, second = result.text.splitlines()
-    assert first.startswith("2: boom ") and first.endswith("…[line cut]") and second == "4: boom again"
-    assert result.truncated and "1 lines longer than 4096 characters were cut" in result.notes

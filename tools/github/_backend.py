@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +20,7 @@ import anyio
 
 from provenance import annotate
 from provenance.redaction import redact_text
+from tools._logtail import LogExcerpt, LogTail
 from tools.group import NotConfigured, UpstreamError
 
 if TYPE_CHECKING:
@@ -44,7 +43,6 @@ __all__ = [
 # typed endpoint methods pin a newer version that GHES rejects, so requests go through its core client.
 API_VERSION = "2022-11-28"
 TOKEN_HINT = "GITHUB_TOKEN or GH_TOKEN (or log in with `gh auth login`)"
-_MAX_LINE_CHARS = 4096
 
 
 def api_base_url(host: str | None, environ: Mapping[str, str]) -> str:
@@ -97,19 +95,6 @@ def next_page(link_header: str | None) -> str | None:
             if pages and pages[0].isdigit():
                 return pages[0]
     return None
-
-
-@dataclass
-class LogExcerpt:
-    """The bounded part of a log that a tool returns."""
-
-    text: str
-    lines_total: int
-    bytes_total: int
-    lines_returned: int
-    matches: int | None
-    truncated: bool
-    notes: list[str] = field(default_factory=list)
 
 
 class RetryPolicy:
@@ -268,7 +253,7 @@ class GitHubBackend:
         response = await self.request("GET", path, what=what, follow_redirects=False, ok_statuses=(410,))
         if response.status_code == 410:
             raise UpstreamError(f"the log of {what} is no longer available (410: logs expire)")
-        excerpt = _LogTail(tail_lines, grep)
+        excerpt = LogTail(tail_lines, grep)
         if response.is_redirect:
             location = response.headers.get("location", "")
             # The blob URL carries a signature: record only its host, and send it no GitHub token.
@@ -285,56 +270,6 @@ class GitHubBackend:
             for line in response.text.splitlines():
                 excerpt.feed(line)
         return excerpt.result(max_bytes)
-
-
-class _LogTail:
-    """Keeps the last ``tail`` lines (or the last ``tail`` lines that match ``grep``) of a stream."""
-
-    def __init__(self, tail: int, grep: re.Pattern[str] | None) -> None:
-        self.lines: deque[str] = deque(maxlen=tail)
-        self.grep = grep
-        self.lines_total = 0
-        self.bytes_total = 0
-        self.matches = 0
-        self.long_lines = 0
-
-    def feed(self, line: str) -> None:
-        self.lines_total += 1
-        self.bytes_total += len(line.encode()) + 1
-        if self.grep is not None:
-            if not self.grep.search(line):
-                return
-            self.matches += 1
-        if len(line) > _MAX_LINE_CHARS:
-            self.long_lines += 1
-            line = line[:_MAX_LINE_CHARS] + " …[line cut]"
-        self.lines.append(f"{self.lines_total}: {line}" if self.grep is not None else line)
-
-    def result(self, max_bytes: int) -> LogExcerpt:
-        kept = list(self.lines)
-        size = sum(len(line.encode()) + 1 for line in kept)
-        dropped_for_bytes = 0
-        while kept and size > max_bytes:
-            size -= len(kept.pop(0).encode()) + 1
-            dropped_for_bytes += 1
-        notes: list[str] = []
-        selected = self.matches if self.grep is not None else self.lines_total
-        if selected > len(kept):
-            scope = "matching lines" if self.grep is not None else "lines"
-            notes.append(f"showing the last {len(kept)} of {selected} {scope}")
-        if dropped_for_bytes:
-            notes.append(f"{dropped_for_bytes} earlier lines dropped to stay within max_bytes={max_bytes}")
-        if self.long_lines:
-            notes.append(f"{self.long_lines} lines longer than {_MAX_LINE_CHARS} characters were cut")
-        return LogExcerpt(
-            text="\n".join(kept),
-            lines_total=self.lines_total,
-            bytes_total=self.bytes_total,
-            lines_returned=len(kept),
-            matches=self.matches if self.grep is not None else None,
-            truncated=bool(notes),
-            notes=notes,
-        )
 
 
 def _host(url: str) -> str:

@@ -77,6 +77,7 @@ logger = logging.getLogger("mcp_ledger.provenance")
 
 SPAN_ID_META_KEY = "mcp-ledger/span_id"
 CONNECTION_STATE_KEY = CONNECTION  # where a connection's id is kept in the connection's state
+CONNECTION_ATTRIBUTES_KEY = "mcp-ledger.connection.attributes"  # and what all its calls share
 _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
@@ -142,7 +143,7 @@ class _OpenCall(SpanBuilder):
         if tracer is None or not self._start_otel(tracer, meta):
             # Ids need to be unique, not secret: a PRNG seeded from the OS (as OpenTelemetry SDKs do) costs
             # no syscall on the hot path.
-            ids = f"{_ids.getrandbits(192):048x}"
+            ids = _ids.randbytes(24).hex()
             self.span_id = ids[:16]
             traceparent = meta.get("traceparent") if meta else None
             if traceparent is None:
@@ -565,16 +566,22 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         shared_by_tool = self._shared_attributes.get((tool, ctx.protocol_version))
         if shared_by_tool is None:
             shared_by_tool = self._tool_attributes(tool, ctx.protocol_version)
-        attributes = shared_by_tool.copy()
+        connection = session_connection(ctx.session)
+        if connection is None:
+            attributes = shared_by_tool.copy()
+            attributes[CONNECTION] = self.process_connection_id or new_connection_id()
+        else:
+            state = connection.state
+            of_connection = state.get(CONNECTION_ATTRIBUTES_KEY)
+            if of_connection is None:
+                of_connection = state[CONNECTION_ATTRIBUTES_KEY] = {
+                    **self._client_attributes_of(connection),
+                    CONNECTION: self._connection_id(connection),
+                }
+            attributes = {**shared_by_tool, **of_connection}
         request_id = ctx.request_id
         if request_id is not None:
             attributes[REQUEST_ID] = str(request_id) if isinstance(request_id, int) else _client_text(str(request_id))
-        connection = session_connection(ctx.session)
-        if connection is None:
-            attributes[CONNECTION] = self.process_connection_id or new_connection_id()
-            return attributes
-        attributes.update(self._client_attributes_of(connection))
-        attributes[CONNECTION] = self._connection_id(connection)
         return attributes
 
     def _client_attributes_of(self, connection: Any) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from tests.conftest import (
 from tools import group_headers
 from tools.docker import DockerSettings
 from tools.github import GitHubSettings
+from tools.k8s import K8sSettings
 
 PLANTED = [GH, GH_PAT, GHO, GHS, HF, AWS, JWT, f"Bearer {BEARER_TOKEN}", BASIC, PEM]
 
@@ -128,6 +129,14 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerApp]:
     groups: dict[str, Any] = {header.name: header.settings() for header in group_headers()}
     groups["docker"] = DockerSettings(host=f"unix://{root}/no-engine.sock", allow_binds=[str(root)])
     groups["github"] = GitHubSettings(timeout=5, max_rate_limit_wait=0)
+    # Never a developer's own cluster: a kubeconfig whose only cluster is a closed loopback port.
+    kubeconfig = root / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: not-a-real-token}}]\n"
+    )
+    groups["k8s"] = K8sSettings(kubeconfig=str(kubeconfig), timeout=5)
     ledger_app = create_app(ServerSettings(ledger_dir=root / "ledger", allow_destructive=True, call_timeout=30), groups)
     try:
         yield ledger_app
@@ -169,7 +178,9 @@ def _call(app: LedgerApp, name: str, arguments: dict[str, Any], mode: Literal["a
 
 def test_every_tool_answers_generated_arguments_once_with_one_span_and_no_secret(app: LedgerApp) -> None:
     tools = sorted(_listed_tools(app), key=lambda t: t.name)
-    assert {"prov_query", "docker_container_run", "github_run_get"} <= {t.name for t in tools}  # every group
+    assert {"prov_query", "docker_container_run", "github_run_get", "k8s_resource_delete"} <= {
+        t.name for t in tools
+    }  # every group
     ledger = app.ledger_dir
 
     def calls_of(name: str, arguments: st.SearchStrategy[dict[str, Any]]) -> None:

@@ -42,6 +42,7 @@ REGISTRY: dict[str, str] = {
     "prov": "tools.prov",
     "github": "tools.github",
     "docker": "tools.docker",
+    "k8s": "tools.k8s",
 }
 
 CATALOG = Path(__file__).with_name("catalog.json")

@@ -3,8 +3,8 @@
 Arguments follow each tool's input schema as listed, with wrong types, unknown and missing keys mixed
 in, and strings carrying planted secrets. Every call must get exactly one answer (a result or a
 JSON-RPC error), add exactly one span, and leave no planted secret in the ledger. Backends are not
-reachable (a Docker socket that does not exist, GitHub on a closed loopback port): their errors are
-answers like any other.
+reachable (a Docker socket that does not exist, GitHub and the Hugging Face hub on closed loopback
+ports): their errors are answers like any other.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from tests.conftest import (
 from tools import group_headers
 from tools.docker import DockerSettings
 from tools.github import GitHubSettings
+from tools.hf import HfSettings
 from tools.k8s import K8sSettings
 
 PLANTED = [GH, GH_PAT, GHO, GHS, HF, AWS, JWT, f"Bearer {BEARER_TOKEN}", BASIC, PEM]
@@ -137,6 +138,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerApp]:
         "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: not-a-real-token}}]\n"
     )
     groups["k8s"] = K8sSettings(kubeconfig=str(kubeconfig), timeout=5)
+    groups["hf"] = HfSettings(endpoint="http://127.0.0.1:9", timeout=5)  # the hub on a closed loopback port
     ledger_app = create_app(ServerSettings(ledger_dir=root / "ledger", allow_destructive=True, call_timeout=30), groups)
     try:
         yield ledger_app

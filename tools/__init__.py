@@ -43,6 +43,7 @@ REGISTRY: dict[str, str] = {
     "github": "tools.github",
     "docker": "tools.docker",
     "k8s": "tools.k8s",
+    "hf": "tools.hf",
 }
 
 CATALOG = Path(__file__).with_name("catalog.json")

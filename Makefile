@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+TS_CLIENT := tests/auth/ts_client
+TS_STAMP := $(TS_CLIENT)/node_modules/.installed
+
 .PHONY: demo test lint pytest bench regenerate clean
 
 $(STAMP): pyproject.toml
@@ -23,7 +26,14 @@ lint: $(STAMP)
 # The Docker tests need a real engine: scripts/docker-engine.sh installs Debian's docker.io,
 # busybox-static and docker-registry when they are missing (root + apt-get); the tests start and
 # stop their own dockerd on a private socket.
-pytest: $(STAMP)
+# tests/auth checks the server against the MCP TypeScript SDK's client too (Node.js and npm: Debian's
+# nodejs and npm packages; the SDK from the npm registry, pinned by package-lock.json).
+$(TS_STAMP): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	npm ci --prefix $(TS_CLIENT) --no-audit --no-fund --loglevel=error
+	touch $(TS_STAMP)
+
+pytest: $(STAMP) $(TS_STAMP)
 	bash scripts/docker-engine.sh
 	$(BIN)/pytest
 
@@ -42,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.toolslist
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS_CLIENT)/node_modules

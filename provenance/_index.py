@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["INDEX_NAME", "IndexUnavailable", "IndexedSpan", "LedgerIndex", "open_index"]
 
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: spans.principal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS spans (
     session TEXT,
     connection TEXT,
     start_ns INTEGER NOT NULL,
-    end_ns INTEGER NOT NULL
+    end_ns INTEGER NOT NULL,
+    principal TEXT
 );
 """
 # Secondary indexes: created after the rows on a rebuild (bulk-loading into eight B-trees is twice as
@@ -63,11 +64,12 @@ CREATE INDEX IF NOT EXISTS spans_by_trace ON spans (trace_id);
 CREATE INDEX IF NOT EXISTS spans_by_span_id ON spans (span_id);
 CREATE INDEX IF NOT EXISTS spans_by_connection ON spans (connection);
 CREATE INDEX IF NOT EXISTS spans_by_session ON spans (session);
+CREATE INDEX IF NOT EXISTS spans_by_principal ON spans (principal, start_ns, span_id);
 """
 
 _INSERT = (
-    "INSERT INTO spans (seg, off, len, span_id, trace_id, tool, grp, error, session, connection, start_ns, end_ns)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO spans (seg, off, len, span_id, trace_id, tool, grp, error, session, connection, start_ns, end_ns,"
+    " principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -103,6 +105,7 @@ class LedgerIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._upgrade()
             if indexes:
                 self._db.executescript(_INDEXES)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', ?)", (secrets.token_hex(4),))
@@ -112,6 +115,25 @@ class LedgerIndex:
             raise IndexUnavailable(str(exc)) from exc
         self.generation = str(row[0])
         self.before_commit: Callable[[str, int], None] | None = None  # a test hook: crash mid-update
+
+    def _upgrade(self) -> None:
+        """An index of an earlier schema is emptied and made again (it is derived data); a new generation
+        makes cursors taken from the old one fail cleanly."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None or row[0] == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is not None and row[0] != SCHEMA_VERSION:  # another process may have upgraded it meanwhile
+                self._db.execute("DROP TABLE IF EXISTS spans")
+                self._db.execute("DELETE FROM segments")
+                self._db.execute("DELETE FROM meta")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -371,8 +371,13 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         process_connection_id: str | None = None,
         server_version: str = "",
         tracing: ServerMiddleware[Any] | None = None,
+        principal: Mapping[str, Any] | None = None,
+        caller: Callable[[], Mapping[str, Any] | None] | None = None,
     ) -> None:
         """``tracing`` is the SDK's OpenTelemetry middleware this one replaces in the chain (see :meth:`install`).
+
+        Who called: ``principal`` holds attributes every span of this server carries (a stdio server's OS
+        user); ``caller`` returns the current request's (an authenticated HTTP caller), or None.
 
         What a failed write means for the call (refuse or allow) is the store's ``on_failure``.
         """
@@ -387,6 +392,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         self.process_connection_id = process_connection_id
         self.server_version = server_version
         self.tracing = tracing
+        self.principal = dict(principal) if principal else None
+        self.caller = caller
         self._warned_unrecorded = False
         self._deadlines = _Deadlines()
         self._shared_attributes: dict[tuple[str | None, str | None], dict[str, Any]] = {}
@@ -579,6 +586,10 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
                     CONNECTION: self._connection_id(connection),
                 }
             attributes = {**shared_by_tool, **of_connection}
+        if self.caller is not None:
+            who = self.caller()
+            if who:
+                attributes.update(who)
         request_id = ctx.request_id
         if request_id is not None:
             attributes[REQUEST_ID] = str(request_id) if isinstance(request_id, int) else _client_text(str(request_id))
@@ -621,6 +632,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             attributes[DESTRUCTIVE] = facts.destructive
         if self.transport is not None:
             attributes[TRANSPORT] = self.transport
+        if self.principal:
+            attributes.update(self.principal)
         if facts is not None and len(self._shared_attributes) < 4096:
             self._shared_attributes[key] = attributes
         return attributes

@@ -26,7 +26,7 @@ import orjson
 
 from provenance._index import IndexUnavailable, LedgerIndex, open_index
 from provenance._segments import iter_lines, list_chains
-from provenance._span import CONNECTION, GROUP, SESSION, TOOL, summarize_span
+from provenance._span import CONNECTION, ENDUSER_ID, GROUP, SESSION, TOOL, summarize_span
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -118,7 +118,7 @@ def parse_limit(value: int | str | None) -> int:
     return limit
 
 
-FILTER_PARAMS = ("tool", "group", "status", "session", "trace", "since", "until")
+FILTER_PARAMS = ("tool", "group", "status", "session", "trace", "since", "until", "principal")
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,7 @@ class SpanFilter:
     trace: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
+    principal: str | None = None
 
     @classmethod
     def from_params(
@@ -142,6 +143,7 @@ class SpanFilter:
         trace: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        principal: str | None = None,
         now_ns: int | None = None,
     ) -> SpanFilter:
         """Build a filter from text parameters; empty strings mean "not set"."""
@@ -161,6 +163,7 @@ class SpanFilter:
             trace=trace or None,
             since_ns=since_ns,
             until_ns=until_ns,
+            principal=principal or None,
         )
 
     @classmethod
@@ -182,6 +185,8 @@ class SpanFilter:
         ):
             return False
         if self.trace is not None and span.get("trace_id") != self.trace:
+            return False
+        if self.principal is not None and attrs.get(ENDUSER_ID) != self.principal:
             return False
         start = int(span.get("start_ns", 0))
         if self.since_ns is not None and start < self.since_ns:
@@ -222,7 +227,12 @@ def _where(span_filter: SpanFilter) -> tuple[list[str], list[Any]]:
     """The filter as SQL over the index; ``SpanFilter.matches`` is the same question for one span."""
     where: list[str] = []
     params: list[Any] = []
-    for column, value in (("tool", span_filter.tool), ("grp", span_filter.group), ("trace_id", span_filter.trace)):
+    for column, value in (
+        ("tool", span_filter.tool),
+        ("grp", span_filter.group),
+        ("trace_id", span_filter.trace),
+        ("principal", span_filter.principal),
+    ):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)

@@ -57,13 +57,23 @@ class Ledger:
         trace: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        principal: str | None = None,
         limit: int | str | None = None,
         cursor: str | None = None,
         full: bool = False,
     ) -> dict[str, Any]:
-        """Recorded calls, newest first: ``{"spans": [...], "next_cursor": ...}`` (summaries unless ``full``)."""
+        """Recorded calls, newest first: ``{"spans": [...], "next_cursor": ...}`` (summaries unless ``full``).
+
+        ``principal`` keeps one caller's calls (``enduser.id``: an HTTP caller's name, a stdio server's OS user)."""
         span_filter = SpanFilter.from_params(
-            tool=tool, group=group, status=status, session=session, trace=trace, since=since, until=until
+            tool=tool,
+            group=group,
+            status=status,
+            session=session,
+            trace=trace,
+            since=since,
+            until=until,
+            principal=principal,
         )
         page = query_spans(self.directory, span_filter, limit=parse_limit(limit), cursor=cursor or None)
         spans = page.spans if full else [summarize_span(span) for span in page.spans]
@@ -94,13 +104,21 @@ class Ledger:
         trace: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        principal: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Summaries of the calls recorded (by any writer) after position ``after``, oldest first, and the new position.
 
         Without ``after``: the ``last`` most recent matching calls. Pass the position back to follow.
         """
         span_filter = SpanFilter.from_params(
-            tool=tool, group=group, status=status, session=session, trace=trace, since=since, until=until
+            tool=tool,
+            group=group,
+            status=status,
+            session=session,
+            trace=trace,
+            since=since,
+            until=until,
+            principal=principal,
         )
         spans, position = tail_spans(self.directory, span_filter, after_id=after, last=last)
         return [summarize_span(span) for span in spans], position

@@ -49,6 +49,7 @@ GROUP = "mcp-ledger.tool.group"
 READ_ONLY = "mcp-ledger.tool.read_only"
 DESTRUCTIVE = "mcp-ledger.tool.destructive"
 UNTRUSTED_CONTENT = "mcp-ledger.untrusted_content"
+ENDUSER_ID = "enduser.id"  # who called (the server's auth layer says who): the index's principal
 
 # ``error.type`` values besides a JSON-RPC code and an exception's name.
 TOOL_ERROR = "tool_error"
@@ -242,6 +243,7 @@ def index_row(seg_id: int, offset: int, line: bytes) -> tuple[Any, ...] | None:
             attrs.get(CONNECTION),
             int(record["start_ns"]),
             int(record["end_ns"]),
+            attrs.get(ENDUSER_ID),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None  # not a span, or damaged: verify reports it; the index skips it
@@ -270,6 +272,8 @@ def summarize_span(span: dict[str, Any]) -> dict[str, Any]:
         "connection": attrs.get(CONNECTION),
         "client": attrs.get(CLIENT_NAME),
     }
+    if ENDUSER_ID in attrs:
+        summary["principal"] = attrs[ENDUSER_ID]
     if ERROR_TYPE in attrs:
         summary["error_type"] = attrs[ERROR_TYPE]
         summary["message"] = status.get("message")

@@ -16,6 +16,8 @@ from mcp.server import MCPServer
 
 import provenance
 from server import VERSION, resources
+from server.auth import CallerGate, caller_span_attributes, local_principal, tool_class
+from server.auth._caller import AUTH_METHOD
 from server.gating import GatingError, select_tools
 from server.logs import configure_logging
 from server.runtime import GroupRuntime
@@ -58,8 +60,14 @@ def create_app(
     network_transport: str | None = None,
     process_connection_id: str | None = None,
     provenance_enabled: bool = True,
+    authenticated: bool = False,
 ) -> LedgerApp:
-    """Build the server. ``provenance_enabled=False`` exists for the overhead benchmark only."""
+    """Build the server. ``provenance_enabled=False`` exists for the overhead benchmark only.
+
+    ``authenticated``: served over HTTP behind ``server.auth.require_auth``; each caller then sees and
+    calls only the tools of its classes, and its spans say who it is. A stdio server's spans name the OS
+    user that runs it; an HTTP server without authentication says so (``mcp-ledger.auth.method: none``).
+    """
     settings = settings or ServerSettings()
     listings = _listings(groups)
     ledger_dir = settings.ledger_dir.expanduser() if settings.ledger_dir else provenance.default_ledger_dir()
@@ -98,6 +106,8 @@ def create_app(
         preview_bytes=settings.preview_bytes,
         process_connection_id=process_connection_id,
         server_version=VERSION,
+        principal=_principal(network_transport, authenticated),
+        caller=caller_span_attributes if authenticated else None,
     )
 
     @asynccontextmanager
@@ -127,9 +137,22 @@ def create_app(
     )
     if provenance_enabled:
         middleware.install(server.middleware)
+    if authenticated:  # after the provenance middleware: a refused call is recorded like any other
+        classes = {s.name: tool_class(s.read_only, s.destructive, s.exports_credentials) for s in selected}
+        server.middleware.append(CallerGate(classes))
     configure_logging(settings.log_level)
     resources.register(server, ledger_dir)
     return LedgerApp(server, store, ledger_dir, middleware, list(runtimes.values()))
+
+
+def _principal(network_transport: str | None, authenticated: bool) -> dict[str, Any] | None:
+    """Who calls, when every call of this server shares it: the OS user over stdio; over HTTP without
+    authentication, that no one was authenticated (an authenticated caller is named per request)."""
+    if network_transport == "pipe":
+        return local_principal()
+    if network_transport == "tcp" and not authenticated:
+        return {AUTH_METHOD: "none"}
+    return None
 
 
 def _preloading(names: list[str], runtimes: Mapping[str, GroupRuntime], served: set[str]) -> list[GroupRuntime]:

@@ -91,12 +91,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"mcp-ledger serve: {exc}", file=sys.stderr)
         return 2
     stdio = settings.transport == "stdio"
+    auth = None
     try:
+        if stdio:
+            if settings.auth != "none":
+                print("mcp-ledger serve: --auth applies to --transport http; ignored over stdio", file=sys.stderr)
+        else:
+            from server.auth import http_auth
+
+            auth = http_auth(settings)
+            if auth is None and settings.allow_unauthenticated:
+                from server.auth import UNAUTHENTICATED_WARNING, is_loopback
+
+                if not is_loopback(settings.host):
+                    print(UNAUTHENTICATED_WARNING.format(host=settings.host, port=settings.port), file=sys.stderr)
         app = create_app(
             settings,
             group_settings,
             network_transport="pipe" if stdio else "tcp",
             process_connection_id=provenance.ProvenanceMiddleware.new_process_connection_id() if stdio else None,
+            authenticated=auth is not None,
         )
     except (GatingError, SettingsError, provenance.keys.CheckpointKeyError) as exc:
         print(f"mcp-ledger serve: {exc}", file=sys.stderr)
@@ -113,13 +127,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # uvicorn turns SIGTERM and SIGINT into a graceful shutdown; the ledger is closed below.
             import uvicorn
 
-            from server.transport import guarded_http_app
+            from server.transport import http_app
 
-            http_app = guarded_http_app(
-                app, app.server.streamable_http_app(stateless_http=settings.stateless, host=settings.host)
-            )
+            served = http_app(app, host=settings.host, stateless=settings.stateless, auth=auth)
             config = uvicorn.Config(
-                http_app, host=settings.host, port=settings.port, log_config=None, log_level=settings.log_level.lower()
+                served, host=settings.host, port=settings.port, log_config=None, log_level=settings.log_level.lower()
             )
             uvicorn.Server(config).run()
     except KeyboardInterrupt:
@@ -137,7 +149,15 @@ def _span_rows(spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
         if span.get("message"):
             detail = f"{detail}: {span['message']}"[:70]
         rows.append(
-            [span["start"], span["span_id"], span["tool"], span["status"], f"{span['duration_ms']:.1f}", detail]
+            [
+                span["start"],
+                span["span_id"],
+                span["tool"],
+                span.get("principal"),
+                span["status"],
+                f"{span['duration_ms']:.1f}",
+                detail,
+            ]
         )
     return rows
 
@@ -150,6 +170,7 @@ class _Filters(TypedDict):
     trace: str | None
     since: str | None
     until: str | None
+    principal: str | None
 
 
 def _filters(args: argparse.Namespace) -> _Filters:
@@ -162,6 +183,7 @@ def _filters(args: argparse.Namespace) -> _Filters:
         trace=args.trace,
         since=args.since,
         until=args.until,
+        principal=args.principal,
     )
 
 
@@ -182,7 +204,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(page)
         return 0
-    print(_table(_span_rows(page["spans"]), ["START (UTC)", "SPAN", "TOOL", "STATUS", "MS", "ERROR"]))
+    print(_table(_span_rows(page["spans"]), ["START (UTC)", "SPAN", "TOOL", "CALLER", "STATUS", "MS", "ERROR"]))
     if page["next_cursor"]:
         print(f"\nmore: --cursor {page['next_cursor']}")
     return 0
@@ -386,6 +408,9 @@ def _add_query_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", help="only spans of this trace id")
     parser.add_argument("--since", help="ISO-8601 time (no offset = UTC) or an age: 15m, 2h, 7d")
     parser.add_argument("--until", help="ISO-8601 time or an age")
+    parser.add_argument(
+        "--principal", help="only calls of this caller (enduser.id: a tokens-file name, an OAuth sub, an OS user)"
+    )
 
 
 def _command(argv: Sequence[str]) -> str | None:

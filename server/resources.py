@@ -36,7 +36,7 @@ def register(server: MCPServer[Any], ledger_dir: Path) -> None:
     ledger = provenance.Ledger(ledger_dir)
 
     @server.resource(
-        "provenance://spans{?tool,group,status,session,trace,since,until,limit,cursor}",
+        "provenance://spans{?tool,group,status,session,trace,since,until,principal,limit,cursor}",
         name="spans",
         description="Recorded tool calls, newest first, filtered; next_cursor pages on",
         mime_type=_JSON,
@@ -49,6 +49,7 @@ def register(server: MCPServer[Any], ledger_dir: Path) -> None:
         trace: str = "",
         since: str = "",
         until: str = "",
+        principal: str = "",
         limit: str = "",
         cursor: str = "",
     ) -> str:
@@ -61,6 +62,7 @@ def register(server: MCPServer[Any], ledger_dir: Path) -> None:
                 trace=trace,
                 since=since,
                 until=until,
+                principal=principal,
                 limit=limit,
                 cursor=cursor,
             )

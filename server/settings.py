@@ -54,6 +54,41 @@ class ServerSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="HTTP bind address")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port")
     stateless: bool = Field(default=False, description="stateless streamable HTTP (for load balancers)")
+    auth: Literal["none", "bearer", "oauth"] = Field(
+        default="none",
+        description="HTTP authentication: bearer (--auth-tokens-file) or oauth (an OAuth 2.1 resource server); "
+        "a non-loopback --host refuses none",
+    )
+    auth_tokens_file: Path | None = Field(
+        default=None,
+        description="--auth bearer: lines of 'NAME TOKEN [read-only|read-write|all]' (# comments), re-read on change",
+    )
+    allow_unauthenticated: bool = Field(
+        default=False, description="serve a non-loopback --host without authentication (a trusted network only)"
+    )
+    oauth_issuer: str | None = Field(default=None, description="--auth oauth: the authorization server's issuer URL")
+    oauth_resource: str | None = Field(
+        default=None,
+        description="--auth oauth: this server's URL as clients reach it (https://host/mcp): the protected "
+        "resource, and the audience tokens must name",
+    )
+    oauth_audience: list[str] = Field(
+        default_factory=list, description="--auth oauth: accept these audiences instead of --oauth-resource"
+    )
+    oauth_jwks_url: str | None = Field(
+        default=None, description="--auth oauth: the issuer's JWKS URL (tokens are JWTs checked locally)"
+    )
+    oauth_introspection_url: str | None = Field(
+        default=None, description="--auth oauth: an RFC 7662 introspection endpoint instead of --oauth-jwks-url"
+    )
+    oauth_client_id: str | None = Field(default=None, description="--auth oauth: client id for introspection")
+    oauth_client_secret_file: Path | None = Field(
+        default=None, description="--auth oauth: file holding the client secret for introspection"
+    )
+    oauth_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        description="--auth oauth: JWT signature algorithms, asymmetric only (default RS256,PS256,ES256,EdDSA)",
+    )
     fsync: Literal["always", "batch", "never"] = Field(
         default="batch",
         description="always: a result waits until its span is on disk (group commit); batch: flushed within "

@@ -30,8 +30,9 @@ from server._jsonrpc_guard import Ignored, Rejection, Repaired, error_reply, scr
 
 if TYPE_CHECKING:
     from server.app import LedgerApp
+    from server.auth import HttpAuth
 
-__all__ = ["guarded_http_app", "serve_stdio"]
+__all__ = ["guarded_http_app", "http_app", "serve_stdio"]
 
 logger = logging.getLogger("mcp_ledger.server")
 
@@ -249,6 +250,17 @@ def _lowlevel_server(app: LedgerApp) -> Any:
 
 _MCP_PATH = "/mcp"
 _MAX_BODY = 4 * 1024 * 1024  # the SDK's own default limit (DEFAULT_MAX_REQUEST_BODY_SIZE) applies after this
+
+
+def http_app(app: LedgerApp, *, host: str, stateless: bool, auth: HttpAuth | None) -> ASGIApp:
+    """What ``serve --transport http`` serves: authentication first (when configured: a stranger's request
+    reaches nothing behind it), then the guard, then the SDK's streamable HTTP app."""
+    inner = guarded_http_app(app, app.server.streamable_http_app(stateless_http=stateless, host=host))
+    if auth is None:
+        return inner
+    from server.auth import require_auth
+
+    return require_auth(auth, inner)
 
 
 def guarded_http_app(app: LedgerApp, inner: ASGIApp) -> ASGIApp:

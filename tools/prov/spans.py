@@ -25,6 +25,7 @@ class QueryArgs(ToolArgs):
     )
     since: str | None = TimeArg
     until: str | None = TimeArg
+    principal: str | None = Field(default=None, description="Only calls of this caller (enduser.id)", max_length=256)
     limit: int = Field(
         default=provenance.Ledger.DEFAULT_LIMIT, ge=1, le=provenance.Ledger.MAX_LIMIT, description="Page size"
     )
@@ -78,7 +79,7 @@ class Stats(ToolModel):
 
 @tool(read_only=True, idempotent=True, open_world=False)
 async def prov_query(args: QueryArgs, ledger: Ledger, ctx: Context) -> SpanList:
-    """List recorded tool calls, newest first, filtered by tool, group, status, session, trace and time.
+    """List recorded tool calls, newest first, filtered by tool, group, status, session, trace, caller and time.
 
     Returns compact summaries and a cursor for the next page."""
     page = await ledger.read(
@@ -90,6 +91,7 @@ async def prov_query(args: QueryArgs, ledger: Ledger, ctx: Context) -> SpanList:
             trace=args.trace,
             since=args.since,
             until=args.until,
+            principal=args.principal,
             limit=args.limit,
             cursor=args.cursor,
         )

@@ -346,7 +346,7 @@ class FakeCluster:
 
     def _authenticated(self, h: BaseHTTPRequestHandler, record: Recorded) -> bool:
         auth = record.headers.get("authorization", "")
-        if auth.startswith("Bearer ") and auth[7:] in self.tokens:
+        if auth[:7].lower() == "bearer " and auth[7:] in self.tokens:
             return True
         if self.tls is not None and not auth:
             connection = h.connection

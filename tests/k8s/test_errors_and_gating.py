@@ -220,3 +220,47 @@ anyio.run(main)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("True") and "pip install 'mcp-ledger[k8s]'" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+async def test_in_cluster_service_account_without_a_kubeconfig(
+    clusters: Clusters, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools.k8s import _config
+
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    service_token = "serviceAccountCanary31d0"
+    (account / "token").write_text(service_token)
+    (account / "ca.crt").write_bytes(clusters.certs.ca_pem)
+    (account / "namespace").write_text("payments")
+    clusters.staging.tokens.add(service_token)
+    clusters.staging.add_namespace("payments")
+    monkeypatch.setattr(_config, "SERVICE_ACCOUNT", account)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", clusters.staging.url.rsplit(":", 1)[1])
+    app = create_app(ServerSettings(ledger_dir=tmp_path / "l"), {"k8s": K8sSettings()})
+    try:
+        caller = Caller(app)
+        listed = await caller.ok("k8s_context_list", {})
+        assert listed["contexts"] == [
+            {
+                "name": "in-cluster",
+                "cluster": "in-cluster",
+                "server": clusters.staging.url,
+                "namespace": "payments",
+                "default": True,
+            }
+        ]
+        await caller.ok("k8s_resource_list", {"kind": "pods"})
+        sent = clusters.staging.sent("GET", "/pods")[-1]
+        assert sent.path == "/api/v1/namespaces/payments/pods"
+        assert sent.headers["authorization"] == f"Bearer {service_token}"
+        span = last_span(app, "k8s_resource_list")
+        assert span["upstream"]["context"] == "in-cluster"
+        assert service_token not in "".join(
+            p.read_text(errors="replace") for p in (tmp_path / "l").rglob("*") if p.is_file()
+        )
+    finally:
+        app.close()

@@ -11,7 +11,7 @@ from tests.k8s.conftest import PROD_NAMESPACE, Caller, Clusters, deployment, eve
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_context_list_names_clusters_and_default_without_credentials(
-    client: Caller, clusters: Clusters, mode: str
+    client: Caller, app: LedgerApp, clusters: Clusters, mode: str
 ) -> None:
     listed = await client.ok("k8s_context_list", {}, mode=mode)
     by_name = {c["name"]: c for c in listed["contexts"]}
@@ -26,6 +26,7 @@ async def test_context_list_names_clusters_and_default_without_credentials(
     assert by_name["staging"]["server"] == clusters.staging.url and not by_name["staging"]["default"]
     assert by_name["staging"]["namespace"] == "default"
     assert str(clusters.kubeconfig) in listed["source"]
+    assert last_span(app, "k8s_context_list")["upstream"] == {"contexts": 3, "context": "prod"}
 
 
 async def test_resource_list_of_pods_shows_kubectl_columns_and_the_span_names_the_cluster(

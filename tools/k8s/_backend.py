@@ -524,7 +524,14 @@ class ContextSource:
             if config.in_cluster:
                 from kubernetes_asyncio.config.incluster_config import load_incluster_config
 
-                load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                from tools.k8s import _config
+
+                load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration,
+                    token_filename=str(_config.SERVICE_ACCOUNT / "token"),
+                    cert_filename=str(_config.SERVICE_ACCOUNT / "ca.crt"),
+                    environ=self.environ,
+                )
             else:
                 await self._load(config, target, configuration)
         except ToolFailure:

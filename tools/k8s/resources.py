@@ -57,7 +57,7 @@ async def k8s_context_list(args: ContextListArgs, clients: K8sClients, ctx: Cont
                 default=name == default,
             )
         )
-    annotate(contexts=len(entries))
+    annotate(contexts=len(entries), context=default)
     return ContextList(contexts=entries, source=config.source)
 
 

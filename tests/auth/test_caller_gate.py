@@ -14,8 +14,10 @@ from mcp.server.auth.middleware.auth_context import auth_context_var
 
 import provenance
 from server.app import LedgerApp, create_app
-from server.auth import Caller, classes_from_scopes
+from server.auth import Caller, TokensFile, classes_from_scopes, token_fingerprint
+from server.auth._oauth import caller_from_claims
 from server.settings import ServerSettings
+from tests.auth.conftest import ALICE, write_tokens
 from tests.conftest import fake_group
 from tests.harness import result_text
 from tools import prov
@@ -129,3 +131,16 @@ async def test_principal_filters_every_surface_and_an_old_index_is_rebuilt_with_
     db = sqlite3.connect(ledger / "index.sqlite")
     assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == _index.SCHEMA_VERSION
     db.close()
+
+
+async def test_what_tools_see_of_a_caller_holds_the_tokens_fingerprint_never_the_token(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    write_tokens(tokens, [f"alice {ALICE}"])
+    caller = await TokensFile(tokens).verify(ALICE)
+    assert caller is not None and await TokensFile(tokens).verify(ALICE[:-1]) is None
+    claims = {"iss": "https://id.example", "aud": "https://mcp.example/mcp", "sub": "u1", "exp": 2**31}
+    oauth = caller_from_claims(claims, ALICE, ["https://mcp.example/mcp"])
+    assert oauth is not None and oauth.access_token.resource == "https://mcp.example/mcp"
+    for who in (caller, oauth):
+        assert who.access_token.token == token_fingerprint(ALICE)  # what get_access_token() gives a tool
+        assert ALICE not in who.access_token.model_dump_json() and ALICE not in repr(who.span_attributes)

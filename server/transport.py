@@ -24,7 +24,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
-from mcp_types import INTERNAL_ERROR, INVALID_REQUEST
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, JSONRPCError, JSONRPCRequest, JSONRPCResponse
 
 from server._jsonrpc_guard import Ignored, Rejection, Repaired, error_reply, screen
 
@@ -195,6 +195,28 @@ def _shares_stderr(fd: int) -> bool:
     return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
+# How long requests still being served may take once the input has ended.
+_FINISH_SECONDS = 10.0
+
+
+class _InFlight:
+    """Requests handed to the server and answers written, so the end of the input can wait for the answers."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.answered = 0
+        self._changed = anyio.Event()
+
+    def answer(self) -> None:
+        self.answered += 1
+        self._changed.set()
+
+    async def all_answered(self) -> None:
+        while self.answered < self.asked:
+            self._changed = anyio.Event()
+            await self._changed.wait()
+
+
 async def serve_stdio(app: LedgerApp) -> None:
     """Serve one client over stdin/stdout until stdin closes."""
     wire_in, wire_out, restore = _claim_stdio()
@@ -205,6 +227,7 @@ async def serve_stdio(app: LedgerApp) -> None:
     to_client: MemoryObjectSendStream[SessionMessage | bytes]
     outbox: MemoryObjectReceiveStream[SessionMessage | bytes]
     to_client, outbox = anyio.create_memory_object_stream(0)
+    in_flight = _InFlight()
 
     async def read() -> None:
         async with to_server, to_client.clone() as answers:
@@ -221,14 +244,25 @@ async def serve_stdio(app: LedgerApp) -> None:
                     logger.debug("stdio: nothing to answer (%s)", screened.reason)
                 else:
                     message = screened.message if isinstance(screened, Repaired) else screened
+                    if isinstance(message, JSONRPCRequest):
+                        in_flight.asked += 1
                     await to_server.send(SessionMessage(message))
+            # The input ended (a client that hung up, or the end of a file of requests): what was asked is
+            # answered before the server stops, for a while.
+            with anyio.move_on_after(_FINISH_SECONDS):
+                await in_flight.all_answered()
 
     async def write() -> None:
         async with outbox:
             async for item in outbox:
                 if isinstance(item, SessionMessage):
+                    answered = isinstance(item.message, JSONRPCResponse | JSONRPCError)
                     item = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode()
-                await wire.write(item + b"\n")
+                    await wire.write(item + b"\n")
+                    if answered:
+                        in_flight.answer()
+                else:
+                    await wire.write(item + b"\n")
 
     lowlevel = _lowlevel_server(app)
     try:

@@ -19,6 +19,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class FakeHub:
         self.seen: list[Seen] = []
         self.violations: list[str] = []
         self.page_size = 1000
+        self.cdn_seconds_per_chunk = 0.0  # a slow CDN: 64 KiB, then this pause, and so on
         self.rate_limited = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -441,6 +443,17 @@ class FakeHub:
             headers = {**headers, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
         return Response(body, status=status, headers=self._headers(headers), content_type="application/octet-stream")
 
+    def _slow(self, data: bytes, headers: dict[str, str]) -> Response:
+        pause = self.cdn_seconds_per_chunk
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(data), 65536):
+                yield data[start : start + 65536]
+                time.sleep(pause)
+
+        headers = {**headers, "Content-Length": str(len(data))}
+        return Response(chunks(), headers=headers, content_type="application/octet-stream", direct_passthrough=True)
+
     # -- the CDN --------------------------------------------------------------------------------
 
     def _cdn(self, request: Request) -> Response:
@@ -462,5 +475,7 @@ class FakeHub:
             for files in repo.commits.values():
                 for blob in files.values():
                     if blob.lfs and blob.sha256 == sha256:
+                        if self.cdn_seconds_per_chunk and not request.headers.get("Range"):
+                            return self._slow(blob.data, {"ETag": f'"{sha256}"'})
                         return self._content(request, blob.data, {"ETag": f'"{sha256}"'})
         return Response("<Error><Code>NoSuchKey</Code></Error>", status=404, content_type="application/xml")

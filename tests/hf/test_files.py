@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.harness import call_error, call_ok, ledger_bytes, only_span, spans
@@ -24,6 +25,7 @@ from tests.hf.conftest import (
     read_local,
 )
 from tests.hf.fake import Blob, FakeHub, git_sha1
+from tools.group import abandoned_workers
 from tools.hf import HfSettings
 
 
@@ -219,3 +221,27 @@ async def test_downloads_of_dataset_and_space_files_use_their_repo_types(
 
 def tamper(local_path: str) -> None:
     blob_of(local_path).write_bytes(b'{"tampered": true}')
+
+
+async def test_a_cancelled_download_stops_its_worker_and_leaves_no_file_in_the_cache(
+    hub_env: FakeHub, connect: Connect, ledger_dir: Path, hf_home: Path
+) -> None:
+    big = Blob(bytes(range(256)) * 8192, lfs=True)  # 2 MiB from a CDN that sends 64 KiB every 50 ms
+    hub_env.repos[("model", MODEL)].commits[V2]["big.bin"] = big
+    hub_env.cdn_seconds_per_chunk = 0.05
+    async with connect() as client:
+        with anyio.move_on_after(0.5):
+            await client.call_tool("hf_file_download", {"repo": MODEL, "path": "big.bin"})
+        with anyio.fail_after(15):  # the thread stops at its next progress step and leaves no worker behind
+            while abandoned_workers():
+                await anyio.sleep(0.05)
+    span = only_span(ledger_dir, "hf_file_download")
+    assert span["attributes"]["error.type"] == "cancelled"
+    assert span["upstream"]["worker_thread"] == "abandoned" and span["upstream"]["repo_id"] == MODEL
+    repo_dir = hf_home / "hub" / "models--acme--tiny-model"
+    assert not exists(repo_dir / "snapshots" / V2 / "big.bin")
+    assert not exists(repo_dir / "blobs" / big.sha256)  # only the resumable .incomplete part, if any
+
+
+def exists(path: Path) -> bool:
+    return path.exists()

@@ -215,3 +215,42 @@ def review(id: int, state: str, body: str) -> dict[str, Any]:
 
 def diff_entry(filename: str, status: str = "modified") -> dict[str, Any]:
     return example("diff-entry", filename=filename, status=status, additions=6, deletions=1, changes=7)
+
+
+def runner(id: int, name: str, *, status: str = "online", busy: bool = False, os: str = "Linux") -> dict[str, Any]:
+    labels = [
+        example("runner-label", id=1, name="self-hosted", type="read-only"),
+        example("runner-label", id=2, name=os, type="read-only"),
+        example("runner-label", id=3, name="gpu", type="custom"),
+    ]
+    return example(
+        "runner",
+        id=id,
+        name=name,
+        os=os,
+        status=status,
+        busy=busy,
+        labels=labels,
+        ephemeral=False,
+        version="2.323.0",
+        runner_group_id=1,
+    )
+
+
+def cache(id: int, key: str, *, ref: str = "refs/heads/main", size: int = 1024) -> dict[str, Any]:
+    """One entry of an actions-cache-list body, checked against that schema with it."""
+    entry = {
+        "id": id,
+        "ref": ref,
+        "key": key,
+        "version": "73885106f58cc52a7df9ec4d4a5622a5614813162cb516c759a30af6bf56e6f0",
+        "last_accessed_at": "2026-03-01T10:45:36.000Z",
+        "created_at": "2026-02-28T22:45:36.000Z",
+        "size_in_bytes": size,
+    }
+    example("actions-cache-list", total_count=1, actions_caches=[entry])
+    return entry
+
+
+def cache_list(entries: list[dict[str, Any]], total: int | None = None) -> dict[str, Any]:
+    return example("actions-cache-list", total_count=len(entries) if total is None else total, actions_caches=entries)

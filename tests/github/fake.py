@@ -1,7 +1,8 @@
 """A loopback GitHub on pytest-httpserver whose traffic is checked against GitHub's OpenAPI description.
 
 Every request must hit a spec path with a spec method, carry only the operation's query parameters
-(each valid for its schema) and a JSON body valid for its request schema. Every JSON response body is
+(each valid for its schema, the required ones present), path parameters valid for theirs, and a JSON
+body valid for its request schema. Every JSON response body is
 validated against the operation's schema for that status; an error status the operation does not list
 is validated against ``basic-error``. Stated exceptions: the job-log blob behind the 302 (``/_blob/…``,
 plain text, not a spec path) and the PR diff media type (``application/vnd.github.diff``).
@@ -59,6 +60,7 @@ class FakeGitHub:
         self.prefix = prefix
         self.routes: dict[tuple[str, str], Handler] = {}
         self.blobs: dict[str, Handler] = {}
+        self._log_locations: dict[str, str] = {}
         self.seen: list[Seen] = []
         self.violations: list[str] = []
         self.ratelimit_remaining = 4999
@@ -84,15 +86,16 @@ class FakeGitHub:
         self.blobs["/_blob/" + path] = _handler(reply)
 
     def job_log(self, job_id: int, data: bytes) -> None:
-        """Serve a job's log as GitHub does: the API answers 302 to a signed blob URL (the stated exception)."""
+        """Serve a job's log as GitHub does: the API answers 302 to a signed blob URL (the stated exception).
+        Each call adds one job's log; a job without one is answered 404."""
         blob_path = f"logs/{job_id}.txt"
-        location = self.url(f"/_blob/{blob_path}") + "?sig=c2lnbmF0dXJl&se=2026-03-01"
+        self._log_locations[str(job_id)] = self.url(f"/_blob/{blob_path}") + "?sig=c2lnbmF0dXJl&se=2026-03-01"
         self.on(
             "GET",
             "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",
             lambda request, params: (
-                Reply(302, None, {"Location": location})
-                if params["job_id"] == str(job_id)
+                Reply(302, None, {"Location": self._log_locations[params["job_id"]]})
+                if params["job_id"] in self._log_locations
                 else Reply(404, {"message": "Not Found"})
             ),
         )
@@ -133,17 +136,20 @@ class FakeGitHub:
             except ValueError:
                 return self._violation(f"{op.operation_id}: request body is not JSON")
         self.seen.append(Seen(request.method, path, dict(request.args), dict(request.headers), body, op.operation_id))
-        problems = self._check_request(request, op, body)
+        params = dict(zip(_names(op.template), _values(op.template, path), strict=True))
+        problems = self._check_request(request, op, body, params)
         if problems:
             return self._violation(f"{op.operation_id}: " + "; ".join(problems))
         handler = self.routes.get((op.method, op.template))
         if handler is None:
             return self._violation(f"no route for {op.method} {op.template} in this test")
-        params = dict(zip(_names(op.template), _values(op.template, path), strict=True))
         return self._respond(handler(request, params), op)
 
-    def _check_request(self, request: Request, op: Operation, body: Any) -> list[str]:
+    def _check_request(self, request: Request, op: Operation, body: Any, path_params: dict[str, str]) -> list[str]:
         problems = []
+        in_path = op.parameters("path")
+        for name, value in path_params.items():
+            problems.extend(param_errors(in_path[name], value, where="path"))
         if request.headers.get("Authorization") != f"token {self.token}":
             problems.append("no token Authorization header")
         if request.headers.get("X-GitHub-Api-Version") != API_VERSION:
@@ -160,6 +166,11 @@ class FakeGitHub:
                 problems.append(f"query parameter {name!r} repeated")
             else:
                 problems.extend(param_errors(allowed[name], values[0]))
+        problems.extend(
+            f"required query parameter {name!r} is missing"
+            for name, param in allowed.items()
+            if param.get("required") and name not in request.args
+        )
         schema = op.request_schema()
         if schema is None and body is not None:
             problems.append("a body was sent to an operation that takes none")

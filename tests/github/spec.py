@@ -103,19 +103,19 @@ def schema_errors(schema: dict[str, Any], instance: Any, *, write: bool = False)
     return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}" for e in validator.iter_errors(instance)][:5]
 
 
-def param_errors(param: dict[str, Any], raw: str) -> list[str]:
+def param_errors(param: dict[str, Any], raw: str, where: str = "query") -> list[str]:
     schema = param.get("schema", {})
     value: Any = raw
     kind = _deref(schema).get("type") if isinstance(schema, dict) else None
     if kind == "integer":
         if not re.fullmatch(r"-?\d+", raw):
-            return [f"query {param['name']}={raw!r} is not an integer"]
+            return [f"{where} {param['name']}={raw!r} is not an integer"]
         value = int(raw)
     elif kind == "boolean":
         if raw not in ("true", "false"):
-            return [f"query {param['name']}={raw!r} is not a boolean"]
+            return [f"{where} {param['name']}={raw!r} is not a boolean"]
         value = raw == "true"
-    return [f"query {param['name']}: {m}" for m in schema_errors(schema, value)]
+    return [f"{where} {param['name']}: {m}" for m in schema_errors(schema, value)]
 
 
 def component(name: str) -> dict[str, Any]:

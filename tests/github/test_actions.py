@@ -9,7 +9,7 @@ from werkzeug import Request
 from tests.github import bodies as b
 from tests.github.conftest import REPO_PATH, Connect
 from tests.github.fake import FakeGitHub, Reply
-from tests.harness import call_error, call_ok, only_span
+from tests.harness import call_error, call_ok, only_span, spans
 
 REPO = {"owner": b.OWNER, "repo": b.REPO}
 
@@ -77,13 +77,76 @@ async def test_run_get_returns_jobs_with_failed_steps_and_durations(
     assert test_job["conclusion"] == "failure" and test_job["duration_s"] == 185.0
     assert [s["name"] for s in test_job["failed_steps"]] == ["Run tests"]
     assert test_job["failed_steps"][0]["duration_s"] == 180.0
-    assert lint_job["failed_steps"] == [] and result["jobs_truncated"] is False
+    assert lint_job["failed_steps"] == [] and result["jobs_next_cursor"] is None
     (jobs_request,) = github_env.calls("actions/list-jobs-for-workflow-run")
     assert jobs_request.query == {"filter": "latest", "per_page": "100"}
     upstream = only_span(ledger_dir, "github_run_get")["upstream"]
     assert upstream["run_id"] == run_id and upstream["head_sha"] == b.SHA
     assert upstream["job_ids"] == [399444496, 399444497]
     assert len(upstream["github_request_id"]) == 2 and upstream["ratelimit_remaining"] == [4999, 4999]
+
+
+async def test_run_get_pages_a_large_matrix_of_jobs_with_a_cursor(
+    github_env: FakeGitHub, connect: Connect, ledger_dir: Path
+) -> None:
+    run_id = 30433642
+    jobs = [b.job(5000 + i, run_id, f"matrix ({i})", conclusion="success") for i in range(230)]
+    github_env.on("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}", Reply(200, b.run(run_id)))
+    github_env.on(
+        "GET",
+        "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+        github_env.paged(jobs, lambda chunk: {"total_count": len(jobs), "jobs": chunk}),
+    )
+    pages = []
+    async with connect() as client:
+        cursor = None
+        for _ in range(4):
+            page = await call_ok(client, "github_run_get", {**REPO, "run_id": run_id, "jobs_cursor": cursor})
+            pages.append(page)
+            cursor = page["jobs_next_cursor"]
+            if cursor is None:
+                break
+    assert [len(page["jobs"]) for page in pages] == [100, 100, 30]
+    assert [job["id"] for page in pages for job in page["jobs"]] == [5000 + i for i in range(230)]
+    assert {page["jobs_total"] for page in pages} == {230}
+    assert [c.query.get("page") for c in github_env.calls("actions/list-jobs-for-workflow-run")] == [None, "2", "3"]
+    assert [span["upstream"]["job_ids"][0] for span in spans(ledger_dir, "github_run_get")] == [5000, 5100, 5200]
+
+
+async def test_job_logs_by_run_finds_failed_jobs_beyond_the_first_hundred(
+    github_env: FakeGitHub, connect: Connect
+) -> None:
+    run_id = 30433642
+    jobs = [b.job(7000 + i, run_id, f"shard {i}", conclusion="success") for i in range(150)]
+    jobs[140] = b.job(7140, run_id, "shard 140")
+    github_env.on(
+        "GET",
+        "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+        github_env.paged(jobs, lambda chunk: {"total_count": len(jobs), "jobs": chunk}),
+    )
+    github_env.job_log(7140, b"setup\nFAILED shard 140\n")
+    async with connect() as client:
+        result = await call_ok(client, "github_job_logs", {**REPO, "run_id": run_id})
+    (log,) = result["jobs"]
+    assert log["job_id"] == 7140 and log["untrusted_log"].endswith("FAILED shard 140")
+    assert result["notes"] == []
+    assert len(github_env.calls("actions/list-jobs-for-workflow-run")) == 2
+
+
+async def test_job_logs_by_run_names_the_failed_jobs_it_did_not_read(github_env: FakeGitHub, connect: Connect) -> None:
+    run_id = 30433642
+    jobs = [b.job(800 + i, run_id, f"t{i}") for i in range(8)]
+    github_env.on(
+        "GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs", Reply(200, {"total_count": 8, "jobs": jobs})
+    )
+    for i in range(5):
+        github_env.job_log(800 + i, b"FAILED\n")
+    async with connect() as client:
+        result = await call_ok(client, "github_job_logs", {**REPO, "run_id": run_id, "tail_lines": 1})
+    assert [log["job_id"] for log in result["jobs"]] == [800, 801, 802, 803, 804]
+    assert result["notes"] == [
+        "8 jobs selected; logs of the first 5 returned; ask for the others by job_id: 805, 806, 807"
+    ]
 
 
 def big_log(lines: int) -> bytes:

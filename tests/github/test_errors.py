@@ -40,7 +40,10 @@ READS = {
     "github_pr_get",
     "github_issue_list",
     "github_issue_get",
+    "github_runner_list",
+    "github_cache_list",
 }
+DESTRUCTIVE = {"github_cache_delete"}
 
 
 async def test_missing_token_is_a_clear_not_configured_error(
@@ -187,17 +190,22 @@ async def test_enterprise_server_base_url(
     )
 
 
-async def test_read_only_hides_every_write_tool_and_keeps_every_read(github_env: FakeGitHub, connect: Connect) -> None:
+async def test_read_only_hides_every_write_tool_and_keeps_every_read_and_destructive_ones_need_allowing(
+    github_env: FakeGitHub, connect: Connect
+) -> None:
     async with connect(read_only=True) as client:
         listed = {tool.name for tool in (await client.list_tools()).tools if tool.name.startswith("github_")}
     assert listed == READS
     async with connect() as client:
+        default = {tool.name for tool in (await client.list_tools()).tools if tool.name.startswith("github_")}
+    assert default == READS | WRITES
+    async with connect(allow_destructive=True) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools if tool.name.startswith("github_")}
-    assert set(tools) == READS | WRITES
+    assert set(tools) == READS | WRITES | DESTRUCTIVE
     for name, tool in tools.items():
         hints = effective_hints(tool.annotations)
         assert hints["readOnlyHint"] is (name in READS), name
-        assert name in READS or hints["destructiveHint"] is False, name
+        assert name in READS or hints["destructiveHint"] is (name in DESTRUCTIVE), name
         assert hints["openWorldHint"] is True, name
 
 

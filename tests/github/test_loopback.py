@@ -79,3 +79,23 @@ def test_a_status_the_operation_does_not_list_is_refused_unless_it_is_a_basic_er
 def test_example_bodies_are_validated_when_built() -> None:
     with pytest.raises(AssertionError, match="does not satisfy the spec"):
         example("workflow", state="sleeping")
+
+
+def test_runner_and_cache_traffic_is_held_to_the_spec(loop: FakeGitHub) -> None:
+    runner = b.runner(5, "r")
+    del runner["busy"]
+    loop.on("GET", "/repos/{owner}/{repo}/actions/runners", Reply(200, {"total_count": 1, "runners": [runner]}))
+    loop.on("GET", "/orgs/{org}/actions/runners", Reply(200, {"total_count": 0, "runners": []}))
+    loop.on("DELETE", "/repos/{owner}/{repo}/actions/caches", Reply(200, b.cache_list([])))
+    loop.on("DELETE", "/repos/{owner}/{repo}/actions/caches/{cache_id}", Reply(204))
+    assert get(loop, "/repos/o/r/actions/runners").status_code == 599
+    assert "'busy' is a required property" in loop.violations[-1]
+    assert get(loop, "/orgs/o/actions/runners", params={"status": "offline"}).status_code == 599
+    assert "query parameter 'status' is not in the spec" in loop.violations[-1]
+    caches = loop.url("/repos/o/r/actions/caches")
+    assert httpx.delete(caches, headers=HEADERS, params={"key": "k"}).status_code == 200
+    assert httpx.delete(caches, headers=HEADERS).status_code == 599
+    assert "required query parameter 'key' is missing" in loop.violations[-1]
+    assert httpx.delete(caches + "/abc", headers=HEADERS).status_code == 599
+    assert httpx.delete(caches + "/7", headers=HEADERS).status_code == 204
+    assert len(loop.violations) == 4

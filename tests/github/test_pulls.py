@@ -9,7 +9,7 @@ from werkzeug import Request
 from tests.github import bodies as b
 from tests.github.conftest import Connect
 from tests.github.fake import FakeGitHub, Reply
-from tests.harness import call_error, call_ok, only_span
+from tests.harness import call_error, call_ok, only_span, spans
 
 REPO = {"owner": b.OWNER, "repo": b.REPO}
 PULL = "/repos/{owner}/{repo}/pulls/{pull_number}"
@@ -172,3 +172,66 @@ async def test_ci_red_on_a_pr_to_the_failing_step_log_in_two_calls(
     upstream = only_span(ledger_dir, "github_job_logs")["upstream"]
     assert (upstream["job_id"], upstream["run_id"], upstream["head_sha"]) == (job_id, run_id, b.SHA)
     assert len(upstream["github_request_id"]) == 2  # the job, then its log redirect
+
+
+async def test_pr_get_lists_come_100_to_a_page_with_a_cursor_for_each(
+    github_env: FakeGitHub, connect: Connect, ledger_dir: Path
+) -> None:
+    files = [b.diff_entry(f"src/module_{i}.py") for i in range(230)]
+    reviews = [b.review(9000 + i, "COMMENTED", f"note {i}") for i in range(120)]
+    check_runs = [b.check_run(60_000 + i, f"shard {i}", "success") for i in range(105)]
+    check_runs[103] = b.check_run(60_103, "shard 103", "failure")
+    statuses = [(f"ci/context-{i}", "success") for i in range(101)]
+    github_env.on("GET", PULL, Reply(200, b.pull(3)))
+    github_env.on("GET", PULL + "/files", github_env.paged(files))
+    github_env.on("GET", PULL + "/reviews", github_env.paged(reviews))
+    github_env.on(
+        "GET",
+        "/repos/{owner}/{repo}/commits/{ref}/check-runs",
+        github_env.paged(check_runs, lambda chunk: {"total_count": len(check_runs), "check_runs": chunk}),
+    )
+    all_statuses = b.combined_status("success", statuses)["statuses"]
+    github_env.on(
+        "GET",
+        "/repos/{owner}/{repo}/commits/{ref}/status",
+        github_env.paged(
+            all_statuses,
+            lambda chunk: {**b.combined_status("success", []), "statuses": chunk, "total_count": len(all_statuses)},
+        ),
+    )
+    async with connect() as client:
+        first = await call_ok(client, "github_pr_get", {**REPO, "number": 3, "include": ["files", "checks", "reviews"]})
+        files_2 = await call_ok(
+            client, "github_pr_get", {**REPO, "number": 3, "files_cursor": first["files_next_cursor"]}
+        )
+        files_3 = await call_ok(
+            client, "github_pr_get", {**REPO, "number": 3, "files_cursor": files_2["files_next_cursor"]}
+        )
+        reviews_2 = await call_ok(
+            client, "github_pr_get", {**REPO, "number": 3, "reviews_cursor": first["reviews_next_cursor"]}
+        )
+        checks_2 = await call_ok(
+            client, "github_pr_get", {**REPO, "number": 3, "checks_cursor": first["checks"]["next_cursor"]}
+        )
+    assert len(first["files"]) == 100 and first["files_next_cursor"] == "2"
+    assert files_3["files_next_cursor"] is None
+    names = [f["filename"] for page in (first, files_2, files_3) for f in page["files"]]
+    assert names == [f"src/module_{i}.py" for i in range(230)]
+    assert files_2["reviews"] is None and files_2["checks"] is None, "a cursor includes only its own list"
+    assert [r["id"] for r in first["reviews"] + reviews_2["reviews"]] == [9000 + i for i in range(120)]
+    assert reviews_2["reviews_next_cursor"] is None
+    checks = first["checks"]
+    assert len(checks["check_runs"]) == 100 and len(checks["statuses"]) == 100 and checks["next_cursor"] == "2"
+    assert checks["check_runs_total"] == 105 and checks["statuses_total"] == 101 and checks["failing"] == []
+    more = checks_2["checks"]
+    assert [run["id"] for run in more["check_runs"]] == [60_100 + i for i in range(5)]
+    assert [s["context"] for s in more["statuses"]] == ["ci/context-100"]
+    assert more["failing"] == ["shard 103"] and more["next_cursor"] is None
+    assert [c.query for c in github_env.calls("pulls/list-files")] == [
+        {"per_page": "100"},
+        {"per_page": "100", "page": "2"},
+        {"per_page": "100", "page": "3"},
+    ]
+    assert github_env.calls("repos/get-combined-status-for-ref")[-1].query == {"per_page": "100", "page": "2"}
+    last = spans(ledger_dir, "github_pr_get")[-1]["upstream"]
+    assert last["check_run_ids"] == [60_100 + i for i in range(5)] and last["pr_number"] == 3

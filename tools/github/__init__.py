@@ -1,9 +1,10 @@
-"""github: Actions (workflows, runs, jobs, logs), pull requests and issues, through githubkit (async).
+"""github: Actions (workflows, runs, jobs, logs, runners, caches), pull requests and issues, through githubkit.
 
-Reads are read-only and idempotent. No write here is destructive (merge, close, cancel and rerun can
-all be followed by another call that undoes or repeats them): each says so explicitly, and
-``--read-only`` hides them all. Text written by other people comes back in ``untrusted_*`` fields and
-the span records ``mcp-ledger.untrusted_content``.
+Reads are read-only and idempotent. One write is destructive: deleting Actions caches (hidden unless
+``--allow-destructive``). The others are not (merge, close, cancel and rerun can all be followed by
+another call that undoes or repeats them): each says so explicitly, and ``--read-only`` hides them all.
+Text written by other people comes back in ``untrusted_*`` fields and the span records
+``mcp-ledger.untrusted_content``.
 """
 
 from __future__ import annotations
@@ -46,15 +47,15 @@ async def connect(environment: GroupEnvironment[GitHubSettings]) -> GitHubBacken
 
 def register() -> ToolGroup[GitHubBackend]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
-    from tools.github import actions, issues, pulls
+    from tools.github import actions, caches, issues, pulls, runners
 
     group = ToolGroup(
         "github",
-        "GitHub Actions runs and logs, pull requests and issues",
+        "GitHub Actions runs, logs, runners and caches, pull requests and issues",
         settings=GitHubSettings,
         connect=connect,
         requires=("githubkit",),
     )
-    for module in (actions, pulls, issues):
+    for module in (actions, runners, caches, pulls, issues):
         group.add_module(module)
     return group

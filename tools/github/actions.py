@@ -11,10 +11,12 @@ from pydantic import Field, field_validator, model_validator
 
 from provenance import annotate
 from tools.github._backend import GitHubBackend, next_page
-from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
+from tools.github._models import CURSOR_PATTERN, UNTRUSTED, PageArgs, RepoArgs, login, page, page_params
 from tools.group import ToolModel, UpstreamError, tool
 
 FAILED_CONCLUSIONS = ("failure", "timed_out", "cancelled", "startup_failure")
+# github_job_logs by run reads at most this many pages of 100 jobs (a matrix makes at most 256 per run).
+JOB_PAGES = 10
 RunStatus = Literal[
     "completed",
     "action_required",
@@ -89,6 +91,7 @@ class RunList(ToolModel):
 
 class RunGetArgs(RepoArgs):
     run_id: int = Field(gt=0)
+    jobs_cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
 
 
 class Step(ToolModel):
@@ -113,9 +116,9 @@ class Job(ToolModel):
 
 class Run(ToolModel):
     run: RunSummary
-    jobs: list[Job] = Field(description="Jobs of the latest attempt")
+    jobs: list[Job] = Field(description="Jobs of the latest attempt, 100 to a page")
     jobs_total: int
-    jobs_truncated: bool
+    jobs_next_cursor: str | None = Field(description="Pass as jobs_cursor for more jobs; null on the last page")
 
 
 class JobLogsArgs(RepoArgs):
@@ -265,15 +268,18 @@ async def _run(backend: GitHubBackend, args: RepoArgs, run_id: int) -> dict[str,
     return run
 
 
-async def _jobs(backend: GitHubBackend, args: RepoArgs, run_id: int) -> tuple[list[dict[str, Any]], int]:
+async def _jobs(
+    backend: GitHubBackend, args: RepoArgs, run_id: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], int, str | None]:
+    """One page of a run's jobs (latest attempt): the jobs, how many in all, the next page's cursor."""
     response = await backend.request(
         "GET",
         f"{args.repo_path}/actions/runs/{run_id}/jobs",
         what=f"jobs of workflow run {run_id} in {args.full_name}",
-        params={"filter": "latest", "per_page": 100},
+        params={"filter": "latest", "per_page": 100, "page": page(cursor)},
     )
     body = response.json()
-    return body["jobs"], body["total_count"]
+    return body["jobs"], body["total_count"], next_page(response.headers.get("link"))
 
 
 @tool(read_only=True, idempotent=True, open_world=True)
@@ -319,11 +325,9 @@ async def github_run_list(args: RunListArgs, backend: GitHubBackend, ctx: Contex
 async def github_run_get(args: RunGetArgs, backend: GitHubBackend, ctx: Context) -> Run:
     """One workflow run with its jobs: status, conclusion, durations and the steps that failed."""
     run = await _run(backend, args, args.run_id)
-    jobs, total = await _jobs(backend, args, args.run_id)
+    jobs, total, next_cursor = await _jobs(backend, args, args.run_id, args.jobs_cursor)
     annotate(job_ids=[job["id"] for job in jobs])
-    return Run(
-        run=_run_summary(run), jobs=[_job(job) for job in jobs], jobs_total=total, jobs_truncated=total > len(jobs)
-    )
+    return Run(run=_run_summary(run), jobs=[_job(job) for job in jobs], jobs_total=total, jobs_next_cursor=next_cursor)
 
 
 @tool(read_only=True, idempotent=True, open_world=True)
@@ -339,14 +343,27 @@ async def github_job_logs(args: JobLogsArgs, backend: GitHubBackend, ctx: Contex
         jobs = [response.json()]
     else:
         assert args.run_id is not None
-        all_jobs, total = await _jobs(backend, args, args.run_id)
+        all_jobs: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(JOB_PAGES):
+            chunk, total, cursor = await _jobs(backend, args, args.run_id, cursor)
+            all_jobs += chunk
+            if cursor is None:
+                break
         jobs = [j for j in all_jobs if not args.failed_only or j.get("conclusion") in FAILED_CONCLUSIONS]
-        if total > len(all_jobs):
-            notes.append(f"only the first {len(all_jobs)} of {total} jobs were considered")
+        if cursor is not None:
+            notes.append(
+                f"only the first {len(all_jobs)} of {total} jobs were considered; "
+                f"page on with github_run_get(jobs_cursor={cursor!r}) and ask for a job's log by job_id"
+            )
         if not jobs:
             notes.append(f"run {args.run_id} has no failed jobs" if args.failed_only else "the run has no jobs")
         if len(jobs) > 5:
-            notes.append(f"{len(jobs)} jobs selected; logs of the first 5 returned (ask for others by job_id)")
+            rest = [str(job["id"]) for job in jobs[5:]]
+            shown = ", ".join(rest[:50]) + (f" and {len(rest) - 50} more" if len(rest) > 50 else "")
+            notes.append(
+                f"{len(jobs)} jobs selected; logs of the first 5 returned; ask for the others by job_id: {shown}"
+            )
             jobs = jobs[:5]
     grep = re.compile(args.grep) if args.grep else None
     budget = args.max_bytes // max(len(jobs), 1)

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from provenance import annotate
 from tools.github._backend import GitHubBackend, next_page
-from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
+from tools.github._models import CURSOR_PATTERN, UNTRUSTED, PageArgs, RepoArgs, login, page, page_params
 from tools.group import ToolModel, UpstreamError, tool
 
 DIFF_MEDIA_TYPE = "application/vnd.github.diff"
@@ -51,6 +51,10 @@ class PrGetArgs(RepoArgs):
         max_length=4,
     )
     diff_max_bytes: int = Field(default=50_000, ge=1_000, le=1_000_000, description="Cap on the returned diff")
+    # A list's cursor includes that list; each list comes 100 to a page.
+    files_cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
+    checks_cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
+    reviews_cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
 
 
 class PrDetail(PrSummary):
@@ -99,9 +103,11 @@ class PrChecks(ToolModel):
     head_sha: str
     combined_state: str = Field(description="Combined commit status: success, pending, failure or error")
     statuses: list[CommitStatus]
+    statuses_total: int
     check_runs: list[CheckRun]
     check_runs_total: int
-    failing: list[str] = Field(description="Names of failed check runs and statuses")
+    failing: list[str] = Field(description="Names of failed check runs and statuses (of this page)")
+    next_cursor: str | None = Field(description="Pass as checks_cursor for more check runs and statuses")
 
 
 class Review(ToolModel):
@@ -116,10 +122,11 @@ class Review(ToolModel):
 class Pr(ToolModel):
     pr: PrDetail
     files: list[PrFile] | None = None
-    files_truncated: bool | None = None
+    files_next_cursor: str | None = Field(default=None, description="Pass as files_cursor for more files")
     diff: PrDiff | None = None
     checks: PrChecks | None = None
     reviews: list[Review] | None = None
+    reviews_next_cursor: str | None = Field(default=None, description="Pass as reviews_cursor for more reviews")
 
 
 class PrCreateArgs(RepoArgs):
@@ -211,7 +218,7 @@ async def github_pr_list(args: PrListArgs, backend: GitHubBackend, ctx: Context)
 @tool(read_only=True, idempotent=True, open_world=True)
 async def github_pr_get(args: PrGetArgs, backend: GitHubBackend, ctx: Context) -> Pr:
     """One pull request; include adds changed files, the diff (bounded), CI checks of the head commit
-    (check runs + combined status) and reviews."""
+    (check runs, statuses) and reviews, 100 a page (*_cursor: the next)."""
     what = f"pull request #{args.number} in {args.full_name}"
     path = f"{args.repo_path}/pulls/{args.number}"
     pull = (await backend.request("GET", path, what=what)).json()
@@ -231,10 +238,13 @@ async def github_pr_get(args: PrGetArgs, backend: GitHubBackend, ctx: Context) -
         )
     )
     include = set(args.include)
+    include.update(name for name in ("files", "checks", "reviews") if getattr(args, f"{name}_cursor"))
     if "files" in include:
-        files = (await backend.request("GET", f"{path}/files", what=what, params={"per_page": 100})).json()
-        result.files = [PrFile.model_validate(entry) for entry in files]
-        result.files_truncated = pull["changed_files"] > len(files)
+        response = await backend.request(
+            "GET", f"{path}/files", what=what, params={"per_page": 100, "page": page(args.files_cursor)}
+        )
+        result.files = [PrFile.model_validate(entry) for entry in response.json()]
+        result.files_next_cursor = next_page(response.headers.get("link"))
     if "diff" in include:
         raw = (await backend.request("GET", path, what=what, accept=DIFF_MEDIA_TYPE)).content
         cut = raw[: args.diff_max_bytes]
@@ -244,9 +254,13 @@ async def github_pr_get(args: PrGetArgs, backend: GitHubBackend, ctx: Context) -
             bytes_total=len(raw), truncated=len(cut) < len(raw), untrusted_diff=cut.decode(errors="replace")
         )
     if "checks" in include:
-        result.checks = await _checks(backend, args, pull["head"]["sha"])
+        result.checks = await _checks(backend, args, pull["head"]["sha"], page(args.checks_cursor))
     if "reviews" in include:
-        reviews = (await backend.request("GET", f"{path}/reviews", what=what, params={"per_page": 100})).json()
+        response = await backend.request(
+            "GET", f"{path}/reviews", what=what, params={"per_page": 100, "page": page(args.reviews_cursor)}
+        )
+        reviews = response.json()
+        result.reviews_next_cursor = next_page(response.headers.get("link"))
         result.reviews = [
             Review(
                 id=review["id"],
@@ -262,12 +276,13 @@ async def github_pr_get(args: PrGetArgs, backend: GitHubBackend, ctx: Context) -
     return result
 
 
-async def _checks(backend: GitHubBackend, args: RepoArgs, sha: str) -> PrChecks:
+async def _checks(backend: GitHubBackend, args: RepoArgs, sha: str, number: int | None) -> PrChecks:
+    """One page (100) of the head commit's check runs and of its statuses: the cursor pages both."""
     what = f"commit {sha} in {args.full_name}"
-    runs = (
-        await backend.request("GET", f"{args.repo_path}/commits/{sha}/check-runs", what=what, params={"per_page": 100})
-    ).json()
-    status = (await backend.request("GET", f"{args.repo_path}/commits/{sha}/status", what=what)).json()
+    params = {"per_page": 100, "page": number}
+    runs_response = await backend.request("GET", f"{args.repo_path}/commits/{sha}/check-runs", what=what, params=params)
+    status_response = await backend.request("GET", f"{args.repo_path}/commits/{sha}/status", what=what, params=params)
+    runs, status = runs_response.json(), status_response.json()
     check_runs = [
         CheckRun(
             id=run["id"],
@@ -295,9 +310,11 @@ async def _checks(backend: GitHubBackend, args: RepoArgs, sha: str) -> PrChecks:
         head_sha=sha,
         combined_state=status["state"],
         statuses=statuses,
+        statuses_total=status["total_count"],
         check_runs=check_runs,
         check_runs_total=runs["total_count"],
         failing=failing,
+        next_cursor=next_page(runs_response.headers.get("link")) or next_page(status_response.headers.get("link")),
     )
 
 

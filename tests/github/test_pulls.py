@@ -235,3 +235,14 @@ async def test_pr_get_lists_come_100_to_a_page_with_a_cursor_for_each(
     assert github_env.calls("repos/get-combined-status-for-ref")[-1].query == {"per_page": "100", "page": "2"}
     last = spans(ledger_dir, "github_pr_get")[-1]["upstream"]
     assert last["check_run_ids"] == [60_100 + i for i in range(5)] and last["pr_number"] == 3
+
+
+async def test_pr_get_says_when_github_lists_fewer_files_than_changed(github_env: FakeGitHub, connect: Connect) -> None:
+    github_env.on("GET", PULL, Reply(200, {**b.pull(3), "changed_files": 3500}))
+    github_env.on("GET", PULL + "/files", github_env.paged([b.diff_entry(f"f{i}.py") for i in range(150)]))
+    async with connect() as client:
+        first = await call_ok(client, "github_pr_get", {**REPO, "number": 3, "include": ["files"]})
+        last = await call_ok(client, "github_pr_get", {**REPO, "number": 3, "files_cursor": "2"})
+    assert first["files_next_cursor"] == "2" and first["files_note"] is None
+    assert last["files_next_cursor"] is None and len(last["files"]) == 50
+    assert last["files_note"] == "GitHub listed 150 of the 3500 changed files (it lists at most 3,000)"

@@ -123,6 +123,7 @@ class Pr(ToolModel):
     pr: PrDetail
     files: list[PrFile] | None = None
     files_next_cursor: str | None = Field(default=None, description="Pass as files_cursor for more files")
+    files_note: str | None = Field(default=None, description="Set when GitHub lists fewer files than changed")
     diff: PrDiff | None = None
     checks: PrChecks | None = None
     reviews: list[Review] | None = None
@@ -245,6 +246,12 @@ async def github_pr_get(args: PrGetArgs, backend: GitHubBackend, ctx: Context) -
         )
         result.files = [PrFile.model_validate(entry) for entry in response.json()]
         result.files_next_cursor = next_page(response.headers.get("link"))
+        listed = 100 * ((page(args.files_cursor) or 1) - 1) + len(result.files)
+        if result.files_next_cursor is None and listed < pull["changed_files"]:
+            # GitHub lists at most 3,000 files of a pull request; say so rather than end the list silently.
+            result.files_note = (
+                f"GitHub listed {listed} of the {pull['changed_files']} changed files (it lists at most 3,000)"
+            )
     if "diff" in include:
         raw = (await backend.request("GET", path, what=what, accept=DIFF_MEDIA_TYPE)).content
         cut = raw[: args.diff_max_bytes]

@@ -58,9 +58,14 @@ class Case:
     name: str
     toolsets: list[str] | None
     allow_destructive: bool
+    exclude_tools: tuple[str, ...] = ()
 
+
+# Issue 9's target is for the 34 tools of its day; tools added since are left out of that row.
+ADDED_SINCE_ISSUE_9 = ("github_runner_list", "github_cache_list")
 
 CASES = [
+    Case("issue 9's 34 tools (docker,github, default gating)", ["docker", "github"], False, ADDED_SINCE_ISSUE_9),
     Case("--toolsets docker,github (default gating)", ["docker", "github"], False),
     Case("all groups", None, False),
     Case("all groups, --allow-destructive", None, True),
@@ -107,6 +112,7 @@ async def list_tools(case: Case, variant: str) -> list[dict[str, Any]]:
             ledger_dir=Path(ledger),
             toolsets=case.toolsets,
             allow_destructive=case.allow_destructive,
+            exclude_tools=list(case.exclude_tools),
             output_schemas=variant != "compact (default)",
         )
         # Built from the groups' code (not the catalog), so both sides come from the same models.
@@ -204,14 +210,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdio = stdio_tools_list_bytes("docker,github")
     default = next(row for row in rows if row.case == CASES[0].name and row.schemas == VARIANTS[2])
     before = next(row for row in rows if row.case == CASES[0].name and row.schemas == "pydantic")
-    everything = next(row for row in rows if row.case == CASES[1].name and row.schemas == VARIANTS[2])
+    toolsets = next(row for row in rows if row.case == CASES[1].name and row.schemas == VARIANTS[2])
+    everything = next(row for row in rows if row.case == CASES[2].name and row.schemas == VARIANTS[2])
     print(markdown_table(rows))
     print(
-        f"\nstdio server, --toolsets docker,github: {stdio:,} bytes on the pipe (in-process: {default.total_bytes:,})"
+        f"\nstdio server, --toolsets docker,github: {stdio:,} bytes on the pipe (in-process: {toolsets.total_bytes:,})"
         f"\nserved / before: {default.total_bytes / before.total_bytes:.1%}; target <= {TARGET_BYTES:,} bytes: "
         f"{'met' if default.total_bytes <= TARGET_BYTES else 'not met'}; all groups {everything.total_bytes:,} bytes "
         f"(budget for five groups <= {BUDGET_ALL_BYTES:,})"
-        f"\nof the served docker,github list: "
+        f"\nof the served list of issue 9's 34 tools: "
         + ", ".join(f"{part} {size:,}" for part, size in default.parts.items())
         + f", the rest (names, annotations, JSON) {default.total_bytes - sum(default.parts.values()):,}"
     )

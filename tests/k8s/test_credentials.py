@@ -9,17 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 import provenance
+from server.cli import main
 from tests.k8s.conftest import Clusters, deployment, pod, result_text
 
 SECRET_VALUE = "secretDataCanary-5b1e2d"
 
 
 async def test_no_credential_or_secret_value_reaches_results_ledger_index_or_stderr(
-    clusters: Clusters, tmp_path: Path
+    clusters: Clusters, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clusters.prod.put(pod("web-1", "shop", labels={"app": "web"}, ready=False, waiting="CrashLoopBackOff", restarts=2))
     clusters.prod.put(deployment("web", "shop", ready=0))
@@ -64,9 +66,12 @@ async def test_no_credential_or_secret_value_reaches_results_ledger_index_or_std
                 texts.append(result_text(result) + str(result.structured_content))
     assert "unknown context" in texts[7]
     assert f"'password': '{len(SECRET_VALUE)} bytes'" in texts[2]
+    assert main(["query", "--group", "k8s", "--json", "--ledger-dir", str(ledger)]) == 0  # builds the index
+    assert (ledger / "index.sqlite").is_file()
     stored = b"".join(p.read_bytes() for p in sorted(ledger.rglob("*")) if p.is_file()).decode("utf-8", "replace")
     stderr = errlog.read_text()
-    everything = {"results": "\n".join(texts), "ledger and index": stored, "stderr": stderr}
+    query_output = capsys.readouterr().out
+    everything = {"results": "\n".join(texts), "ledger and index": stored, "stderr": stderr, "query": query_output}
     for canary in [*clusters.canaries, SECRET_VALUE, base64.b64encode(SECRET_VALUE.encode()).decode()]:
         for where, text in everything.items():
             assert canary not in text, f"{canary!r} found in {where}"

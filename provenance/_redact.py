@@ -85,7 +85,14 @@ def is_secret_key(key: str) -> bool:
 
 
 def _is_count(value: Any) -> bool:
-    """A number, or a short string of digits: what a count looks like (``"max_tokens": "256"``)."""
+    """A number, or a short string of digits: what a count looks like (``"max_tokens": "256"``); or a
+    short list of them (a count annotated once per upstream request: ``gen_ai.usage.input_tokens: [12, 7]``)."""
+    if isinstance(value, list | tuple):
+        return 0 < len(value) <= 64 and all(_is_single_count(item) for item in value)
+    return _is_single_count(value)
+
+
+def _is_single_count(value: Any) -> bool:
     if isinstance(value, bool):
         return True
     if isinstance(value, int | float):

@@ -84,7 +84,11 @@ def create_app(
         chosen = (group_settings or {}).get(listing.name) or listing.settings()
         environment = GroupEnvironment(settings=chosen, ledger_dir=ledger_dir)
         runtimes[listing.name] = GroupRuntime(listing.name, environment, listing.resolve)
-    preloading = _preloading(settings.preload, runtimes, {spec.group for spec in selected})
+    # A group whose settings have ``preload`` true (infer: its local model) loads at start when it serves a tool.
+    asked = [
+        name for name, runtime in runtimes.items() if getattr(runtime.environment.settings, "preload", None) is True
+    ]
+    preloading = _preloading([*settings.preload, *asked], runtimes, {spec.group for spec in selected})
 
     store = provenance.SpanStore(
         ledger_dir,

@@ -19,6 +19,18 @@ __all__ = ["run_demo"]
 DEMO_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("docker_container_list", {"all": True, "limit": 5}, "what runs on the local Docker engine (if any)?"),
     ("github_run_list", {"owner": "octocat", "repo": "hello-world"}, "no token in the demo: says what to set"),
+    (
+        "infer_rank",
+        {
+            "query": "the container was killed: out of memory",
+            "documents": [
+                "GET /healthz 200 in 3 ms",
+                "OOMKilled: memory limit 512Mi exceeded",
+                "certificate expires in 12 days",
+            ],
+        },
+        "which log line is most like this? the built-in model: no key, no network",
+    ),
     ("prov_query", {"since": "last tuesday"}, "a bad argument: the error says what to fix"),
     ("prov_stats", {}, "what has been called so far?"),
     ("prov_query", {"status": "error", "limit": 5}, "which calls failed?"),
@@ -49,6 +61,10 @@ async def _session(ledger_dir: Path) -> list[str]:
             lines.append(f"  {name}({arguments}) -> {outcome}, span {span_id}   # {why}")
             if result.is_error:
                 lines.append(f"      {text[:300]}")
+            elif name == "infer_rank":
+                ranked = (result.structured_content or {}).get("ranked", [])
+                best = [f"{arguments['documents'][r['index']]!r} {r['score']:.3f}" for r in ranked]
+                lines.append(f"      ranked: {'; '.join(best)}")
     return lines
 
 
@@ -65,6 +81,10 @@ def run_demo(ledger_dir: Path) -> int:
     if span is not None:
         print("\n== the first span in full (mcp-ledger query --json --full)\n")
         print(_pretty(span))
+    ranked = next((s for s in provenance.Ledger(ledger_dir).scan() if s["name"] == "tools/call infer_rank"), None)
+    if ranked is not None:
+        print("\n== the infer_rank span: the model, its weights' revision and sha256, the tokens it read\n")
+        print(_pretty(ranked))
     print("\n== mcp-ledger verify\n")
     return cli(["verify", "--ledger-dir", str(ledger_dir)])
 

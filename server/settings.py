@@ -48,7 +48,8 @@ class ServerSettings(BaseModel):
     )
     preload: list[str] = Field(
         default_factory=list,
-        description="comma-separated toolsets whose code and backend load at start, in the background",
+        description="comma-separated toolsets whose code and backend load at start, in the background "
+        "(infer loads its local model unless --no-infer-preload)",
     )
     transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio, or streamable HTTP")
     host: str = Field(default="127.0.0.1", description="HTTP bind address")
@@ -161,6 +162,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
             kwargs["choices"] = list(typing.get_args(base))
         elif typing.get_origin(base) is list:
             kwargs["metavar"] = "A,B"
+            kwargs["action"] = "append"  # repeatable: --infer-endpoint a=URL --infer-endpoint b=URL
         parser.add_argument(flag, **kwargs)
 
 
@@ -201,6 +203,8 @@ def model_from_namespace(
             if env_value is None or env_value == "":
                 continue
             value = env_value
+        if isinstance(value, list):  # a repeated flag: every occurrence counts
+            value = ",".join(value)
         values[name] = _from_text(value, field.annotation, source) if isinstance(value, str) else value
     try:
         return model.model_validate(values)

@@ -44,6 +44,7 @@ REGISTRY: dict[str, str] = {
     "docker": "tools.docker",
     "k8s": "tools.k8s",
     "hf": "tools.hf",
+    "infer": "tools.infer",
 }
 
 CATALOG = Path(__file__).with_name("catalog.json")

@@ -142,6 +142,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+_OBJECTS_WIDTH = 160
+_SPAN_HEADERS = ["START (UTC)", "SPAN", "TOOL", "CALLER", "STATUS", "MS", "ERROR", "OBJECTS"]
+
+
+def _objects(span: dict[str, Any]) -> str:
+    """What a call touched, from its upstream facts: ``key=value`` with the group's own prefix left out,
+    a list as its first item and how many more, cut to a table's width (``--json`` has everything)."""
+    upstream = span.get("upstream")
+    if not isinstance(upstream, dict):
+        return ""
+    prefix = f"{span.get('group')}."
+    parts = []
+    for key, value in upstream.items():
+        if isinstance(value, list):
+            value = "" if not value else value[0] if len(value) == 1 else f"{value[0]}(+{len(value) - 1})"
+        if value is None or value == "" or isinstance(value, dict):
+            continue
+        parts.append(f"{key.removeprefix(prefix)}={value}")
+    text = " ".join(parts)
+    return text if len(text) <= _OBJECTS_WIDTH else text[: _OBJECTS_WIDTH - 1] + "…"
+
+
 def _span_rows(spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for span in spans:
@@ -157,6 +179,7 @@ def _span_rows(spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
                 span["status"],
                 f"{span['duration_ms']:.1f}",
                 detail,
+                _objects(span),
             ]
         )
     return rows
@@ -204,7 +227,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(page)
         return 0
-    print(_table(_span_rows(page["spans"]), ["START (UTC)", "SPAN", "TOOL", "CALLER", "STATUS", "MS", "ERROR"]))
+    print(_table(_span_rows(page["spans"]), _SPAN_HEADERS))
     if page["next_cursor"]:
         print(f"\nmore: --cursor {page['next_cursor']}")
     return 0

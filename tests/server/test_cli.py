@@ -82,3 +82,23 @@ def test_mcp_json_is_a_ready_to_paste_stdio_entry() -> None:
     entry = json.loads((Path(__file__).parents[2] / "mcp.json").read_text())["mcpServers"]["mcp-ledger"]
     assert entry["command"] == "mcp-ledger" and entry["args"] == ["serve"]
     assert all(key.startswith("MCP_LEDGER_") for key in entry["env"])
+
+
+def test_query_table_names_what_each_call_touched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    span = synthetic_span(0, tool="k8s_workload_restart")
+    span["upstream"] = {
+        "k8s.cluster.name": "prod",
+        "k8s.namespace.name": "shop",
+        "k8s.object.uid": "0b7f3c1e-aaaa-bbbb-cccc-1234567890ab",
+        "k8s.object.resource_version": ["41", "57"],
+        "k8s.object.uids": [],
+    }
+    store = provenance.SpanStore(tmp_path, fsync="never")
+    store.append(span)
+    store.close()
+    code, out, _ = run(capsys, "query", "--ledger-dir", str(tmp_path), "--group", "k8s")
+    header, row = out.splitlines()[:3:2]
+    assert code == 0 and header.split()[-1] == "OBJECTS"
+    for shown in ("cluster.name=prod", "namespace.name=shop", "object.uid=0b7f3c1e-aaaa-bbbb-cccc-1234567890ab"):
+        assert shown in row
+    assert "object.resource_version=41(+1)" in row and "uids=" not in row

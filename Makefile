@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.toolslist
+	$(BIN)/python -m bench.infer
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS_CLIENT)/node_modules

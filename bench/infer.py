@@ -17,7 +17,6 @@ Prints a markdown table and writes ``bench/results/infer-<UTC stamp>.json`` and 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -25,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,8 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from bench.store import RESULTS_DIR, machine_info
+from bench._results import save
+from bench.store import machine_info
 
 __all__ = ["main"]
 
@@ -152,13 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--loads", type=int, default=3, help="cold loads")
     args = parser.parse_args(argv)
     results = run(args)
-    results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    table = render(results)
-    print(table)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for name in (f"infer-{stamp}.json", "infer-latest.json"):
-        (RESULTS_DIR / name).write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    save("infer", results)
     return 0
 
 

@@ -21,7 +21,6 @@ Prints a markdown table and writes ``bench/results/startup-<UTC stamp>.json`` an
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -30,7 +29,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,8 @@ from mcp import Client, StdioServerParameters
 
 import provenance
 from bench._dead_ledger import DeadLedger, write_dead_ledger
-from bench.store import RESULTS_DIR, machine_info
+from bench._results import save
+from bench.store import machine_info
 
 __all__ = ["main"]
 
@@ -168,13 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tmpdir", default=None, help="where the temporary ledgers go (default: the system's)")
     args = parser.parse_args(argv)
     results = run(args)
-    results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    table = render(results)
-    print(table)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for name in (f"startup-{stamp}.json", "startup-latest.json"):
-        (RESULTS_DIR / name).write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    save("startup", results)
     return 0
 
 

@@ -25,13 +25,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import provenance
 from bench._dead_ledger import write_dead_ledger
-from bench.store import REPO_ROOT, RESULTS_DIR, VERIFY_TARGET, machine_info
+from bench._results import save
+from bench.store import REPO_ROOT, VERIFY_TARGET, machine_info
 
 __all__ = ["main"]
 
@@ -133,13 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tmpdir", default=None, help="where the temporary ledgers go (default: the system's)")
     args = parser.parse_args(argv)
     results = run(args)
-    results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    table = render(results)
-    print(table)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for name in (f"verify-{stamp}.json", "verify-latest.json"):
-        (RESULTS_DIR / name).write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    save("verify", results)
     return 0
 
 

@@ -11,9 +11,19 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_LINE_CHARS", "LogExcerpt", "LogTail"]
+__all__ = ["MAX_LINE_CHARS", "LogExcerpt", "LogTail", "check_pattern"]
 
 MAX_LINE_CHARS = 4096
+
+
+def check_pattern(value: str | None) -> str | None:
+    """A ``grep`` argument's validator: the pattern must compile (Python's ``re``), or the caller is told why."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc.msg})") from None
+    return value
 
 
 @dataclass

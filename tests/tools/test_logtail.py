@@ -26,3 +26,13 @@ def test_log_tail_keeps_the_last_lines_within_max_bytes_and_says_what_it_left_ou
     assert result.lines_total == 10 and result.matches is None
     assert result.text.splitlines() == [f"line {i} " + "y" * 20 for i in (8, 9)]
     assert result.notes == ["showing the last 2 of 10 lines", "1 earlier lines dropped to stay within max_bytes=60"]
+
+
+def test_a_grep_that_does_not_compile_is_refused_with_the_reason() -> None:
+    import pytest
+
+    from tools._logtail import check_pattern
+
+    assert check_pattern(None) is None and check_pattern("err(or)?") == "err(or)?"
+    with pytest.raises(ValueError, match=r"not a regular expression \(missing \), unterminated subpattern"):
+        check_pattern("(")

@@ -21,6 +21,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator
 
 import provenance
+from tools._logtail import check_pattern
 from tools._time import time_ns
 from tools.docker._backend import DockerEngine, NotFound
 from tools.docker._binds import check_mounted_binds, resolve_binds
@@ -144,12 +145,7 @@ class ContainerLogsArgs(ToolArgs):
     @field_validator("grep")
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression ({exc.msg})") from None
-        return value
+        return check_pattern(value)
 
 
 class LogLine(ToolModel):

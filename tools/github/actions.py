@@ -10,6 +10,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator, model_validator
 
 from provenance import annotate
+from tools._logtail import check_pattern
 from tools.github._backend import GitHubBackend, next_page
 from tools.github._models import CURSOR_PATTERN, UNTRUSTED, PageArgs, RepoArgs, login, page, page_params
 from tools.group import ToolModel, UpstreamError, tool
@@ -136,12 +137,7 @@ class JobLogsArgs(RepoArgs):
     @field_validator("grep")
     @classmethod
     def _grep_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression ({exc.msg})") from None
-        return value
+        return check_pattern(value)
 
     @model_validator(mode="after")
     def _one_target(self) -> JobLogsArgs:

@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context
 from pydantic import AfterValidator, Field, field_validator
 
 from provenance import annotate
-from tools._logtail import LogTail
+from tools._logtail import LogTail, check_pattern
 from tools._time import TIME_HELP, time_ns
 from tools.group import InvalidArguments, ToolArgs, ToolModel, tool
 from tools.k8s._args import LabelName, ObjectName, matches
@@ -37,12 +37,7 @@ class PodLogsArgs(ToolArgs):
     @field_validator("grep")
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression ({exc.msg})") from None
-        return value
+        return check_pattern(value)
 
 
 class PodLogs(ToolModel):

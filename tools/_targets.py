@@ -74,10 +74,16 @@ class TargetClients(Generic[ClientT]):
         held = self._clients.get(name)
         if held is None:
             lock = self._locks.setdefault(name, anyio.Lock())
-            async with lock:  # two first calls for one target open one client
-                held = self._clients.get(name)
-                if held is None:
-                    held = self._clients[name] = _Client(await self.source.open(name))
+            try:
+                async with lock:  # two first calls for one target open one client
+                    held = self._clients.get(name)
+                    if held is None:
+                        held = self._clients[name] = _Client(await self.source.open(name))
+            finally:
+                # A name that opened nothing (an agent's unknown target, say) keeps no lock: the table
+                # holds only targets that have clients, whatever names callers send.
+                if name not in self._clients and lock.statistics().tasks_waiting == 0 and not lock.locked():
+                    self._locks.pop(name, None)
         return held
 
     async def reload(self) -> None:

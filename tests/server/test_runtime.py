@@ -501,3 +501,26 @@ def test_commands_other_than_serve_read_no_group_package(tmp_path: Path) -> None
     assert query.stdout.splitlines()[-1] == "[]"
     serve_help = run_python(code.format(argv=["serve", "--help"], groups=groups), tmp_path)
     assert "--github-host" in serve_help.stdout
+
+
+async def test_unknown_targets_leave_nothing_behind_and_concurrent_first_calls_share_one_client() -> None:
+    """A target name is an agent's argument: a thousand unknown ones keep no state in the server."""
+    from tools._targets import TargetClients
+
+    source = Clusters()
+    clients: TargetClients[Cluster] = TargetClients(source)
+    for i in range(1000):
+        with pytest.raises(NotConfigured):
+            async with clients.lease(f"nope-{i}"):
+                pass
+    assert clients._locks == {} and clients.opened == []
+    seen: list[int] = []
+
+    async def first_call() -> None:
+        async with clients.lease("beta") as (_, cluster):
+            seen.append(cluster.generation)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(5):
+            tasks.start_soon(first_call)
+    assert seen == [1] * 5 and source.opened["beta"] == 1 and list(clients._locks) == ["beta"]

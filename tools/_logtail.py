@@ -3,27 +3,62 @@
 Logs are untrusted and unbounded: a tool keeps at most ``tail`` lines (each cut at 4,096 characters)
 while it reads, optionally only those that match a pattern, and returns at most ``max_bytes`` of them
 with notes that say what was left out and how to get it.
+
+The pattern is an agent's argument, so it may be one that backtracks exponentially (``(a|aa)+$``) on
+the lines a log holds: :class:`Grep` matches with the ``regex`` library, whose searches take a
+timeout, within one time budget per call, and says to simplify the pattern when it runs out.
 """
 
 from __future__ import annotations
 
-import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_LINE_CHARS", "LogExcerpt", "LogTail", "check_pattern"]
+import regex
+
+from tools.group import ToolFailure
+
+__all__ = ["GREP_SECONDS", "MAX_LINE_CHARS", "Grep", "LogExcerpt", "LogTail", "check_pattern"]
 
 MAX_LINE_CHARS = 4096
 
 
+# What one call's matching may take in all, on the event loop: long enough for any sane pattern over
+# the largest log a tool reads, short enough that a pathological one cannot stall other calls.
+GREP_SECONDS = 1.0
+
+
 def check_pattern(value: str | None) -> str | None:
-    """A ``grep`` argument's validator: the pattern must compile (Python's ``re``), or the caller is told why."""
+    """A ``grep`` argument's validator: the pattern must compile, or the caller is told why."""
     if value is not None:
         try:
-            re.compile(value)
-        except re.error as exc:
+            regex.compile(value)
+        except regex.error as exc:
             raise ValueError(f"not a regular expression ({exc.msg})") from None
     return value
+
+
+class Grep:
+    """An agent's pattern, matched line by line within :data:`GREP_SECONDS` for the whole call."""
+
+    def __init__(self, pattern: str, seconds: float = GREP_SECONDS) -> None:
+        self.pattern = pattern
+        self._compiled = regex.compile(pattern)
+        self._deadline: float | None = None
+        self._seconds = seconds
+
+    def search(self, line: str) -> bool:
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._seconds
+        try:
+            return self._compiled.search(line, timeout=max(self._deadline - now, 0.0)) is not None
+        except TimeoutError:
+            raise ToolFailure(
+                f"grep {self.pattern[:80]!r} took more than {self._seconds:g} s over the log; use a simpler pattern "
+                "(no repeated group whose alternatives overlap, such as (a|aa)+) or narrow the log with since/tail first"
+            ) from None
 
 
 @dataclass
@@ -43,7 +78,7 @@ class LogTail:
     """Keeps the last ``tail`` lines (or the last ``tail`` lines that match ``grep``) of a stream fed line by
     line, in bounded memory; :meth:`result` cuts them to ``max_bytes`` and says what was left out."""
 
-    def __init__(self, tail: int, grep: re.Pattern[str] | None) -> None:
+    def __init__(self, tail: int, grep: Grep | None) -> None:
         self.lines: deque[str] = deque(maxlen=tail)
         self.grep = grep
         self.lines_total = 0

@@ -199,6 +199,18 @@ async def test_pod_logs_max_bytes_keeps_the_newest_and_says_so(client: Caller, c
     assert logs["untrusted_log"].splitlines()[-1].startswith("0099")
 
 
+async def test_a_grep_that_backtracks_forever_is_stopped_with_a_reason_and_a_span(
+    client: Caller, app: LedgerApp, clusters: Clusters
+) -> None:
+    """The pattern is the agent's: one that backtracks exponentially on these lines must not hold the server."""
+    clusters.prod.put(pod("web-1", "shop"))
+    clusters.prod.set_log("shop", "web-1", "app", ["a" * 60 + "b"] * 50)
+    error = await client.error("k8s_pod_logs", {"name": "web-1", "grep": "(a|aa)+$"})
+    assert "took more than 1 s over the log; use a simpler pattern" in error
+    span = last_span(app, "k8s_pod_logs")
+    assert span["status"]["code"] == "ERROR" and span["attributes"]["error.type"] == "tool_error"
+
+
 async def test_event_list_newest_first_warnings_only_for_one_object(client: Caller, clusters: Clusters) -> None:
     clusters.prod.put(
         event("e1", "shop", kind="Pod", obj="web-1", reason="BackOff", message="back-off", at="2026-12-03T07:01:00Z")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
-from tools._logtail import LogTail
+from tools._logtail import Grep, LogTail
 
 
 def test_log_tail_cuts_very_long_lines_and_says_so() -> None:
-    tail = LogTail(2, re.compile("boom"))
+    tail = LogTail(2, Grep("boom"))
     for line in ["ok", "boom " + "x" * 10_000, "fine", "boom again"]:
         tail.feed(line)
     result = tail.result(max_bytes=100_000)
@@ -34,5 +32,18 @@ def test_a_grep_that_does_not_compile_is_refused_with_the_reason() -> None:
     from tools._logtail import check_pattern
 
     assert check_pattern(None) is None and check_pattern("err(or)?") == "err(or)?"
-    with pytest.raises(ValueError, match=r"not a regular expression \(missing \), unterminated subpattern"):
+    with pytest.raises(ValueError, match=r"not a regular expression \(missing \)\)"):
         check_pattern("(")
+
+
+def test_a_pattern_that_backtracks_exponentially_is_stopped_within_the_budget_with_a_reason() -> None:
+    import pytest
+
+    from tools.group import ToolFailure
+
+    grep = Grep(r"(a|aa)+$", seconds=0.2)
+    tail = LogTail(10, grep)
+    tail.feed("a" * 10 + "b")  # short enough to finish within the budget
+    # The same pattern on a longer line runs for hours (re or regex alike); here the budget runs out.
+    with pytest.raises(ToolFailure, match=r"took more than 0.2 s over the log; use a simpler pattern"):
+        tail.feed("a" * 40 + "b")

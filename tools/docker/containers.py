@@ -21,7 +21,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator
 
 import provenance
-from tools._logtail import check_pattern
+from tools._logtail import Grep, check_pattern
 from tools._time import time_ns
 from tools.docker._backend import DockerEngine, NotFound
 from tools.docker._binds import check_mounted_binds, resolve_binds
@@ -629,7 +629,7 @@ async def _read_logs(
     if filtered:
         if len(lines) >= scan:
             notes.append(f"searched the last {scan} lines only; narrow with since/until to search further back")
-        pattern = re.compile(grep or "")
+        pattern = Grep(grep or "")
         wanted = {"stdout"} if not stderr else {"stderr"} if not stdout else {"stdout", "stderr"}
         lines = [line for line in lines if line.stream in wanted and pattern.search(line.text)]
     truncated = capped

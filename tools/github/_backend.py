@@ -20,7 +20,7 @@ import anyio
 
 from provenance import annotate
 from provenance.redaction import redact_text
-from tools._logtail import LogExcerpt, LogTail
+from tools._logtail import Grep, LogExcerpt, LogTail
 from tools.group import NotConfigured, UpstreamError
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ class GitHubBackend:
         *,
         what: str,
         tail_lines: int,
-        grep: re.Pattern[str] | None,
+        grep: Grep | None,
         max_bytes: int,
     ) -> LogExcerpt:
         """Read a job log: the API answers 302 to a short-lived blob URL, which is streamed (never held whole)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,7 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator, model_validator
 
 from provenance import annotate
-from tools._logtail import check_pattern
+from tools._logtail import Grep, check_pattern
 from tools.github._backend import GitHubBackend, next_page
 from tools.github._models import CURSOR_PATTERN, UNTRUSTED, PageArgs, RepoArgs, login, page, page_params
 from tools.group import ToolModel, UpstreamError, tool
@@ -361,7 +360,7 @@ async def github_job_logs(args: JobLogsArgs, backend: GitHubBackend, ctx: Contex
                 f"{len(jobs)} jobs selected; logs of the first 5 returned; ask for the others by job_id: {shown}"
             )
             jobs = jobs[:5]
-    grep = re.compile(args.grep) if args.grep else None
+    grep = Grep(args.grep) if args.grep else None
     budget = args.max_bytes // max(len(jobs), 1)
     results: list[JobLog] = []
     for job in jobs:

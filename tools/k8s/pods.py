@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import AfterValidator, Field, field_validator
 
 from provenance import annotate
-from tools._logtail import LogTail, check_pattern
+from tools._logtail import Grep, LogTail, check_pattern
 from tools._time import TIME_HELP, time_ns
 from tools.group import InvalidArguments, ToolArgs, ToolModel, tool
 from tools.k8s._args import LabelName, ObjectName, matches
@@ -99,7 +98,7 @@ async def k8s_pod_logs(args: PodLogsArgs, cluster: Cluster, ctx: Context) -> Pod
         query=query,
         max_bytes=MAX_WINDOW_BYTES,
     )
-    tail = LogTail(args.tail_lines, re.compile(args.grep) if args.grep else None)
+    tail = LogTail(args.tail_lines, Grep(args.grep) if args.grep else None)
     for line in response.body.decode("utf-8", "replace").splitlines():
         tail.feed(line)
     excerpt = tail.result(args.max_bytes)

@@ -143,6 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 _OBJECTS_WIDTH = 160
+_ONE_LINE = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
 _SPAN_HEADERS = ["START (UTC)", "SPAN", "TOOL", "CALLER", "STATUS", "MS", "ERROR", "OBJECTS"]
 
 
@@ -160,7 +161,7 @@ def _objects(span: dict[str, Any]) -> str:
         if value is None or value == "" or isinstance(value, dict):
             continue
         parts.append(f"{key.removeprefix(prefix)}={value}")
-    text = " ".join(parts)
+    text = " ".join(parts).translate(_ONE_LINE)  # a value may hold a line break: a row stays one line
     return text if len(text) <= _OBJECTS_WIDTH else text[: _OBJECTS_WIDTH - 1] + "…"
 
 

@@ -92,6 +92,7 @@ def test_query_table_names_what_each_call_touched(tmp_path: Path, capsys: pytest
         "k8s.object.uid": "0b7f3c1e-aaaa-bbbb-cccc-1234567890ab",
         "k8s.object.resource_version": ["41", "57"],
         "k8s.object.uids": [],
+        "k8s.audit_id": "line\nbreak",
     }
     store = provenance.SpanStore(tmp_path, fsync="never")
     store.append(span)
@@ -101,4 +102,4 @@ def test_query_table_names_what_each_call_touched(tmp_path: Path, capsys: pytest
     assert code == 0 and header.split()[-1] == "OBJECTS"
     for shown in ("cluster.name=prod", "namespace.name=shop", "object.uid=0b7f3c1e-aaaa-bbbb-cccc-1234567890ab"):
         assert shown in row
-    assert "object.resource_version=41(+1)" in row and "uids=" not in row
+    assert "object.resource_version=41(+1)" in row and "uids=" not in row and "audit_id=line break" in row

@@ -57,7 +57,8 @@ class Grep:
         except TimeoutError:
             raise ToolFailure(
                 f"grep {self.pattern[:80]!r} took more than {self._seconds:g} s over the log; use a simpler pattern "
-                "(no repeated group whose alternatives overlap, such as (a|aa)+) or narrow the log with since/tail first"
+                "(no repeated group whose alternatives overlap, such as (a|aa)+) "
+                "or narrow the log with since/tail first"
             ) from None
 
 

@@ -55,7 +55,7 @@ test: lint pytest
 
 # After changing a tool: tools/catalog.json and tests/toolsnaps/<tool>.json from the groups' code.
 regenerate: $(STAMP)
-	$(BIN)/python -m tools.regenerate
+	$(BIN)/python -m mcp_ledger.tools.regenerate
 
 # Benchmarks print a table and write JSON under bench/results/; DuckDB is a comparison point in
 # bench/store.py only, so it is installed here and never as a dependency of the project.

@@ -1,6 +1,6 @@
 """The cold-start baseline: a bare SDK ``MCPServer`` with one tool over stdio, nothing else.
 
-``python -m bench._bare_server`` is launched exactly like ``python -m server serve`` by
+``python -m bench._bare_server`` is launched exactly like ``python -m mcp_ledger.server serve`` by
 ``bench/store.py``, so the difference between the two is what mcp-ledger adds before it can answer.
 stdout belongs to the protocol: nothing else may write to it.
 """

@@ -12,11 +12,11 @@ from typing import Literal
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field
 
-from provenance._compat import SDKTracingMiddleware
-from server.app import LedgerApp, create_app
-from server.settings import ServerSettings
-from tools import prov
-from tools.group import ToolGroup, tool
+from mcp_ledger.provenance._compat import SDKTracingMiddleware
+from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools import prov
+from mcp_ledger.tools.group import ToolGroup, tool
 
 __all__ = ["NOOP_ARGUMENTS", "NoopArgs", "NoopResult", "build_app", "register", "without_sdk_tracing"]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import anyio
 
-import provenance
 from bench._noop import build_app
-from server.transport import serve_stdio
+from mcp_ledger import provenance
+from mcp_ledger.server.transport import serve_stdio
 
 
 def main(argv: list[str] | None = None) -> int:

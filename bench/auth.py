@@ -33,10 +33,10 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from bench.overhead import RESULTS_DIR, machine_info, source_info
-from server.auth import HttpAuth, TokensFile, caller_span_attributes, local_principal, require_auth
-from server.auth._caller import Caller, classes_from_scopes
-from server.auth._oauth import JwtVerifier
-from server.auth._tokens import _parse
+from mcp_ledger.server.auth import HttpAuth, TokensFile, caller_span_attributes, local_principal, require_auth
+from mcp_ledger.server.auth._caller import Caller, classes_from_scopes
+from mcp_ledger.server.auth._oauth import JwtVerifier
+from mcp_ledger.server.auth._tokens import _parse
 
 __all__ = ["main"]
 

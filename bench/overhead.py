@@ -43,7 +43,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 from bench._noop import NOOP_ARGUMENTS, FsyncPolicy, build_app, without_sdk_tracing
-from server.app import LedgerApp
+from mcp_ledger.server.app import LedgerApp
 
 __all__ = ["MODES", "Mode", "ModeResult", "PairResult", "main"]
 

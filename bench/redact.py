@@ -37,8 +37,8 @@ from mcp import Client
 
 from bench._noop import NOOP_ARGUMENTS, build_app
 from bench.overhead import RESULTS_DIR, machine_info, source_info
-from provenance import _middleware
-from provenance._redact import redact_text
+from mcp_ledger.provenance import _middleware
+from mcp_ledger.provenance._redact import redact_text
 
 __all__ = ["CASES", "main"]
 

@@ -1,7 +1,7 @@
 """The first recorded call of a fresh server: on an empty ledger and on ≥ 1 GB left by dead writers.
 
 Clients start a server per session, so whatever a new server does with the ledger's history it does
-in every session. Each run starts ``python -m server serve`` over stdio with the SDK's own client (a
+in every session. Each run starts ``python -m mcp_ledger.server serve`` over stdio with the SDK's own client (a
 real client, the minimal environment clients pass), initialises, lists tools, and times its first
 ``tools/call`` (to a tool name it does not have: answered at once, and recorded like every call), the
 call that opens the server's chain. Runs on the empty ledger and on the big one
@@ -35,10 +35,10 @@ from typing import Any
 import anyio
 from mcp import Client, StdioServerParameters
 
-import provenance
 from bench._dead_ledger import DeadLedger, write_dead_ledger
 from bench._results import save
 from bench.store import machine_info
+from mcp_ledger import provenance
 
 __all__ = ["main"]
 
@@ -73,7 +73,10 @@ def _server(ledger_dir: Path) -> StdioServerParameters:
     env = {name: os.environ[name] for name in ("HOME", "PATH", "USER") if name in os.environ}
     env["MCP_LEDGER_DIR"] = str(ledger_dir)
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "server", "serve", "--toolsets", "github"], env=env, cwd=REPO_ROOT
+        command=sys.executable,
+        args=["-m", "mcp_ledger.server", "serve", "--toolsets", "github"],
+        env=env,
+        cwd=REPO_ROOT,
     )
 
 

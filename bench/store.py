@@ -10,7 +10,7 @@ chains (a server restarted weekly over 30 days), then measures in one run:
   answered by the index, by a full scan (``iter_spans`` + ``SpanFilter.matches``) and by DuckDB
   ``read_json`` over the same segment files; the three answers are checked against each other;
 - verify throughput, serial and with two worker processes (in a fresh interpreter, like ``mcp-ledger verify``);
-- cold start of ``python -m server serve`` to its first ``tools/list`` answer against a bare SDK
+- cold start of ``python -m mcp_ledger.server serve`` to its first ``tools/list`` answer against a bare SDK
   ``MCPServer`` with one tool (``bench/_bare_server.py``), launched alternately, raw JSON-RPC over pipes.
 
 Every number is taken with the ledger in the page cache (it was just written); the targets of
@@ -50,11 +50,11 @@ from typing import Any
 
 import orjson
 
-import provenance
-from provenance._index import open_index, rebuild_index
-from provenance._query import SpanFilter, get_trace, iter_spans, query_spans, span_stats
-from provenance._segments import list_chains
-from provenance._store import FsyncPolicy
+from mcp_ledger import provenance
+from mcp_ledger.provenance._index import open_index, rebuild_index
+from mcp_ledger.provenance._query import SpanFilter, get_trace, iter_spans, query_spans, span_stats
+from mcp_ledger.provenance._segments import list_chains
+from mcp_ledger.provenance._store import FsyncPolicy
 
 __all__ = ["SpanFactory", "main"]
 
@@ -639,7 +639,7 @@ class VerifyRun:
 _VERIFY_CHILD = """
 import json, sys, time
 from pathlib import Path
-import provenance
+from mcp_ledger import provenance
 directory, workers, runs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 ledger = provenance.Ledger(directory)
 out = []
@@ -734,7 +734,7 @@ def bench_cold_start(workdir: Path, pairs: int) -> ColdStart:
     """``pairs`` alternating launches of each (which goes first alternates), after one unmeasured warm-up each."""
     env = {**os.environ, "MCP_LEDGER_DIR": str(workdir / "cold-start-ledger"), "PYTHONDONTWRITEBYTECODE": ""}
     env.pop("PYTHONDONTWRITEBYTECODE")
-    ledger_argv = [sys.executable, "-m", "server", "serve"]
+    ledger_argv = [sys.executable, "-m", "mcp_ledger.server", "serve"]
     bare_argv = [sys.executable, "-m", "bench._bare_server"]
     result = ColdStart()
     first_tools_list(ledger_argv, env)

@@ -39,10 +39,10 @@ import orjson
 from mcp import Client
 from mcp_types import ToolAnnotations
 
-from server.app import create_app
-from server.settings import ServerSettings
-from server.toolbridge import ToolEntry
-from tools import REGISTRY, load_groups
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.server.toolbridge import ToolEntry
+from mcp_ledger.tools import REGISTRY, load_groups
 
 __all__ = ["main"]
 
@@ -106,7 +106,7 @@ async def list_tools(case: Case, variant: str) -> list[dict[str, Any]]:
     before = variant == "pydantic"
     with contextlib.ExitStack() as patches, tempfile.TemporaryDirectory() as ledger:
         if before:  # the entries carry pydantic's schemas, as every server did before server/schema.py
-            patches.enter_context(mock.patch("server.toolbridge.compact_schema", lambda s: s))
+            patches.enter_context(mock.patch("mcp_ledger.server.toolbridge.compact_schema", lambda s: s))
             patches.enter_context(mock.patch.object(ToolEntry, "annotations", property(_explicit_hints)))
         settings = ServerSettings(
             ledger_dir=Path(ledger),
@@ -163,7 +163,7 @@ def stdio_tools_list_bytes(toolsets: str) -> int:
     with tempfile.TemporaryDirectory() as ledger:
         env = {**os.environ, "MCP_LEDGER_DIR": ledger, "MCP_LEDGER_TOOLSETS": toolsets}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"],
+            [sys.executable, "-m", "mcp_ledger.server", "serve"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import provenance
 from bench._dead_ledger import write_dead_ledger
 from bench._results import save
 from bench.store import REPO_ROOT, VERIFY_TARGET, machine_info
+from mcp_ledger import provenance
 
 __all__ = ["main"]
 
@@ -41,7 +41,7 @@ __all__ = ["main"]
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from provenance._verify import verify  # the module an earlier commit (--baseline) has too
+from mcp_ledger.provenance._verify import verify  # the module an earlier commit (--baseline) has too
 directory, workers, runs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 out = []
 def cpu():

@@ -8,15 +8,15 @@ resources and the prov tools. A :class:`CheckpointWriter` signs the store's chai
 show with :mod:`provenance.redaction`.
 """
 
-from provenance import keys, redaction
-from provenance._annotate import annotate
-from provenance._checkpoint import CheckpointWriter
-from provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts
-from provenance._proof import ProofError, verify_proof
-from provenance._query import QueryError
-from provenance._reader import Ledger
-from provenance._segments import default_ledger_dir
-from provenance._store import RecordError, SpanStore
+from mcp_ledger.provenance import keys, redaction
+from mcp_ledger.provenance._annotate import annotate
+from mcp_ledger.provenance._checkpoint import CheckpointWriter
+from mcp_ledger.provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts
+from mcp_ledger.provenance._proof import ProofError, verify_proof
+from mcp_ledger.provenance._query import QueryError
+from mcp_ledger.provenance._reader import Ledger
+from mcp_ledger.provenance._segments import default_ledger_dir
+from mcp_ledger.provenance._store import RecordError, SpanStore
 
 __all__ = [
     "SPAN_ID_META_KEY",

@@ -38,10 +38,10 @@ from typing import Any
 
 import orjson
 
-from provenance._keys import PublicKey, SigningKey
-from provenance._merkle import MerkleAccumulator
-from provenance._redact import canonical_json
-from provenance._segments import iter_lines, list_chains
+from mcp_ledger.provenance._keys import PublicKey, SigningKey
+from mcp_ledger.provenance._merkle import MerkleAccumulator
+from mcp_ledger.provenance._redact import canonical_json
+from mcp_ledger.provenance._segments import iter_lines, list_chains
 
 __all__ = [
     "CHECKPOINT_LOG",

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from provenance._segments import content_end, list_chains
-from provenance._span import index_row
+from mcp_ledger.provenance._segments import content_end, list_chains
+from mcp_ledger.provenance._span import index_row
 
 if TYPE_CHECKING:
     import sqlite3

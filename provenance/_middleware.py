@@ -38,16 +38,16 @@ from opentelemetry import propagate as otel_propagate
 from opentelemetry import trace as otel_trace
 from pydantic import ValidationError
 
-from provenance._annotate import current_call
-from provenance._compat import (
+from mcp_ledger.provenance._annotate import current_call
+from mcp_ledger.provenance._compat import (
     SDKTracingMiddleware,
     current_asyncio_task,
     no_tracer_provider,
     otel_parent,
     session_connection,
 )
-from provenance._redact import redact_text
-from provenance._span import (
+from mcp_ledger.provenance._redact import redact_text
+from mcp_ledger.provenance._span import (
     CALL_RAN_UNRECORDED,
     CANCELLED,
     CLIENT_NAME,
@@ -69,7 +69,7 @@ from provenance._span import (
     TRANSPORT,
     SpanBuilder,
 )
-from provenance._store import RecordError, SpanStore
+from mcp_ledger.provenance._store import RecordError, SpanStore
 
 __all__ = ["SPAN_ID_META_KEY", "ProvenanceMiddleware", "ToolFacts"]
 

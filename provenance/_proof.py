@@ -18,11 +18,11 @@ from typing import Any
 
 import orjson
 
-from provenance._checkpoint import CHECKPOINT_LOG, Checkpoint, CheckpointError, read_checkpoint_log
-from provenance._index import IndexUnavailable, open_index
-from provenance._keys import PublicKey
-from provenance._merkle import inclusion_proof, leaf_hash, tree_root, verify_inclusion
-from provenance._segments import Segment, iter_lines, list_chains
+from mcp_ledger.provenance._checkpoint import CHECKPOINT_LOG, Checkpoint, CheckpointError, read_checkpoint_log
+from mcp_ledger.provenance._index import IndexUnavailable, open_index
+from mcp_ledger.provenance._keys import PublicKey
+from mcp_ledger.provenance._merkle import inclusion_proof, leaf_hash, tree_root, verify_inclusion
+from mcp_ledger.provenance._segments import Segment, iter_lines, list_chains
 
 __all__ = ["PROOF_FORMAT", "ProofCheck", "ProofError", "prove_span", "verify_proof"]
 

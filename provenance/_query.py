@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 import orjson
 
-from provenance._index import IndexUnavailable, LedgerIndex, open_index
-from provenance._segments import iter_lines, list_chains
-from provenance._span import CONNECTION, ENDUSER_ID, GROUP, SESSION, TOOL, summarize_span
+from mcp_ledger.provenance._index import IndexUnavailable, LedgerIndex, open_index
+from mcp_ledger.provenance._segments import iter_lines, list_chains
+from mcp_ledger.provenance._span import CONNECTION, ENDUSER_ID, GROUP, SESSION, TOOL, summarize_span
 
 __all__ = [
     "DEFAULT_LIMIT",

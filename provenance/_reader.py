@@ -14,11 +14,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from provenance._checkpoint import CHECKPOINT_LOG, CheckpointReport, check_checkpoints, read_checkpoint_log
-from provenance._index import open_index, rebuild_index
-from provenance._keys import PublicKey
-from provenance._proof import prove_span
-from provenance._query import (
+from mcp_ledger.provenance._checkpoint import CHECKPOINT_LOG, CheckpointReport, check_checkpoints, read_checkpoint_log
+from mcp_ledger.provenance._index import open_index, rebuild_index
+from mcp_ledger.provenance._keys import PublicKey
+from mcp_ledger.provenance._proof import prove_span
+from mcp_ledger.provenance._query import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     SpanFilter,
@@ -31,9 +31,9 @@ from provenance._query import (
     span_stats,
     tail_spans,
 )
-from provenance._segments import default_ledger_dir, recover_torn_tails
-from provenance._span import summarize_span
-from provenance._verify import VerifyReport, verify
+from mcp_ledger.provenance._segments import default_ledger_dir, recover_torn_tails
+from mcp_ledger.provenance._span import summarize_span
+from mcp_ledger.provenance._verify import VerifyReport, verify
 
 __all__ = ["Ledger"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from orjson import OPT_SORT_KEYS, dumps
 
-from provenance._annotate import CallFacts
-from provenance._redact import (
+from mcp_ledger.provenance._annotate import CallFacts
+from mcp_ledger.provenance._redact import (
     MAYBE_SECRET,
     canonical_json,
     redact_canonical,

@@ -47,12 +47,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from provenance._redact import canonical_json
-from provenance._segments import recover_torn_tails, segment_name, unfinished_name
-from provenance._span import mark_unrecorded
+from mcp_ledger.provenance._redact import canonical_json
+from mcp_ledger.provenance._segments import recover_torn_tails, segment_name, unfinished_name
+from mcp_ledger.provenance._span import mark_unrecorded
 
 if TYPE_CHECKING:
-    from provenance._checkpoint import CheckpointWriter
+    from mcp_ledger.provenance._checkpoint import CheckpointWriter
 
 __all__ = ["SCHEMA_VERSION", "FsyncPolicy", "OnFailure", "RecordError", "SpanStore"]
 

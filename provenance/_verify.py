@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from provenance._segments import Segment, list_chains, segment_is_live
+from mcp_ledger.provenance._segments import Segment, list_chains, segment_is_live
 
 __all__ = ["ChainFailure", "ChainReport", "UnfinishedTail", "VerifyReport", "verify"]
 

@@ -4,7 +4,7 @@
 ``parse_public_key`` read the ``ed25519:…`` text (or a PEM file) that ``verify --public-key`` takes.
 """
 
-from provenance._keys import (
+from mcp_ledger.provenance._keys import (
     CheckpointKeyError,
     default_key_path,
     load_or_create_key,

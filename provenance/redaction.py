@@ -4,6 +4,6 @@ The same rules guard every span; a tool uses them on what it shows an agent (err
 environment listings) so that no secret reaches a result either.
 """
 
-from provenance._redact import REDACTED, redact_payload, redact_text
+from mcp_ledger.provenance._redact import REDACTED, redact_payload, redact_text
 
 __all__ = ["REDACTED", "redact_payload", "redact_text"]

@@ -14,17 +14,17 @@ from typing import Any
 import anyio
 from mcp.server import MCPServer
 
-import provenance
-from server import VERSION, resources
-from server.auth import CallerGate, caller_span_attributes, local_principal, tool_class
-from server.auth._caller import AUTH_METHOD
-from server.gating import GatingError, select_tools
-from server.logs import configure_logging
-from server.runtime import GroupRuntime
-from server.settings import ServerSettings, SettingsError
-from server.toolbridge import ToolEntry, build_tool
-from tools import catalog_entries, group_headers, load_group
-from tools.group import GroupEnvironment, GroupSettings, ToolGroup
+from mcp_ledger import provenance
+from mcp_ledger.server import VERSION, resources
+from mcp_ledger.server.auth import CallerGate, caller_span_attributes, local_principal, tool_class
+from mcp_ledger.server.auth._caller import AUTH_METHOD
+from mcp_ledger.server.gating import GatingError, select_tools
+from mcp_ledger.server.logs import configure_logging
+from mcp_ledger.server.runtime import GroupRuntime
+from mcp_ledger.server.settings import ServerSettings, SettingsError
+from mcp_ledger.server.toolbridge import ToolEntry, build_tool
+from mcp_ledger.tools import catalog_entries, group_headers, load_group
+from mcp_ledger.tools.group import GroupEnvironment, GroupSettings, ToolGroup
 
 __all__ = ["VERSION", "LedgerApp", "create_app"]
 

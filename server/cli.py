@@ -14,8 +14,8 @@ from typing import Any, TypedDict
 
 import orjson
 
-import provenance
-from server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
+from mcp_ledger import provenance
+from mcp_ledger.server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
 
 __all__ = ["main"]
 
@@ -54,7 +54,7 @@ def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 
 def _group_settings(args: argparse.Namespace) -> dict[str, Any]:
-    from tools import group_headers
+    from mcp_ledger.tools import group_headers
 
     return {
         header.name: model_from_namespace(header.settings, args, prefix=f"{header.name}_") for header in group_headers()
@@ -81,8 +81,8 @@ def _exit_on_sigterm(app: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import create_app
-    from server.gating import GatingError
+    from mcp_ledger.server.app import create_app
+    from mcp_ledger.server.gating import GatingError
 
     try:
         settings = model_from_namespace(ServerSettings, args)
@@ -97,11 +97,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if settings.auth != "none":
                 print("mcp-ledger serve: --auth applies to --transport http; ignored over stdio", file=sys.stderr)
         else:
-            from server.auth import http_auth
+            from mcp_ledger.server.auth import http_auth
 
             auth = http_auth(settings)
             if auth is None and settings.allow_unauthenticated:
-                from server.auth import UNAUTHENTICATED_WARNING, is_loopback
+                from mcp_ledger.server.auth import UNAUTHENTICATED_WARNING, is_loopback
 
                 if not is_loopback(settings.host):
                     print(UNAUTHENTICATED_WARNING.format(host=settings.host, port=settings.port), file=sys.stderr)
@@ -119,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if stdio:
             import anyio
 
-            from server.transport import serve_stdio
+            from mcp_ledger.server.transport import serve_stdio
 
             _exit_on_sigterm(app)
             anyio.run(serve_stdio, app)
@@ -127,7 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # uvicorn turns SIGTERM and SIGINT into a graceful shutdown; the ledger is closed below.
             import uvicorn
 
-            from server.transport import http_app
+            from mcp_ledger.server.transport import http_app
 
             served = http_app(app, host=settings.host, stateless=settings.stateless, auth=auth)
             config = uvicorn.Config(
@@ -418,7 +418,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from server.demo import run_demo
+    from mcp_ledger.server.demo import run_demo
 
     directory = Path(args.ledger_dir) if args.ledger_dir else Path(tempfile.mkdtemp(prefix="mcp-ledger-demo-"))
     return run_demo(directory)
@@ -456,7 +456,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     add_model_arguments(serve, ServerSettings)
     if _command(argv) == "serve":
-        from tools import group_headers
+        from mcp_ledger.tools import group_headers
 
         for header in group_headers():
             if header.settings.model_fields:

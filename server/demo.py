@@ -12,7 +12,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-import provenance
+from mcp_ledger import provenance
 
 __all__ = ["run_demo"]
 
@@ -41,7 +41,7 @@ DEMO_CALLS: list[tuple[str, dict[str, Any], str]] = [
 async def _session(ledger_dir: Path) -> list[str]:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve"],
+        args=["-m", "mcp_ledger.server", "serve"],
         # What an MCP client passes: a minimal environment (no tokens), plus the ledger directory.
         env={
             "MCP_LEDGER_DIR": str(ledger_dir),
@@ -69,7 +69,7 @@ async def _session(ledger_dir: Path) -> list[str]:
 
 
 def run_demo(ledger_dir: Path) -> int:
-    from server.cli import main as cli
+    from mcp_ledger.server.cli import main as cli
 
     ledger_dir.mkdir(parents=True, exist_ok=True)
     print(f"== a client session against `mcp-ledger serve` (stdio), ledger in {ledger_dir}\n")

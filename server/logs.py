@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from provenance.redaction import redact_text
+from mcp_ledger.provenance.redaction import redact_text
 
 __all__ = ["RedactingFormatter", "configure_logging"]
 

@@ -13,7 +13,7 @@ from mcp.server import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-import provenance
+from mcp_ledger import provenance
 
 __all__ = ["register"]
 

@@ -19,14 +19,22 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel
 
-from provenance import annotate
-from tools.group import Backend, GroupEnvironment, MissingExtra, TargetClients, ToolFailure, ToolGroup, ToolSpec
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.group import (
+    Backend,
+    GroupEnvironment,
+    MissingExtra,
+    TargetClients,
+    ToolFailure,
+    ToolGroup,
+    ToolSpec,
+)
 
 __all__ = ["GroupRuntime", "missing_extra"]
 
 logger = logging.getLogger("mcp_ledger.tools")
 
-_OWN_PACKAGES = frozenset({"server", "tools", "provenance"})
+_OWN_PACKAGES = frozenset({"mcp_ledger"})
 
 
 def missing_extra(exc: ModuleNotFoundError, group: str) -> MissingExtra | None:

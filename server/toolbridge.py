@@ -19,11 +19,11 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, ValidationError
 
-from provenance import annotate
-from server.runtime import GroupRuntime, missing_extra
-from server.schema import compact_schema
-from tools import source_digest
-from tools.group import InvalidArguments, ToolFailure, ToolGroup, ToolSpec
+from mcp_ledger.provenance import annotate
+from mcp_ledger.server.runtime import GroupRuntime, missing_extra
+from mcp_ledger.server.schema import compact_schema
+from mcp_ledger.tools import source_digest
+from mcp_ledger.tools.group import InvalidArguments, ToolFailure, ToolGroup, ToolSpec
 
 __all__ = ["ToolEntry", "build_tool", "describe_validation_error", "generate_catalog", "model_schemas"]
 

@@ -26,11 +26,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, JSONRPCError, JSONRPCRequest, JSONRPCResponse
 
-from server._jsonrpc_guard import Ignored, Rejection, Repaired, error_reply, screen
+from mcp_ledger.server._jsonrpc_guard import Ignored, Rejection, Repaired, error_reply, screen
 
 if TYPE_CHECKING:
-    from server.app import LedgerApp
-    from server.auth import HttpAuth
+    from mcp_ledger.server.app import LedgerApp
+    from mcp_ledger.server.auth import HttpAuth
 
 __all__ = ["guarded_http_app", "http_app", "serve_stdio"]
 
@@ -292,7 +292,7 @@ def http_app(app: LedgerApp, *, host: str, stateless: bool, auth: HttpAuth | Non
     inner = guarded_http_app(app, app.server.streamable_http_app(stateless_http=stateless, host=host))
     if auth is None:
         return inner
-    from server.auth import require_auth
+    from mcp_ledger.server.auth import require_auth
 
     return require_auth(auth, inner)
 

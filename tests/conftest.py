@@ -17,12 +17,12 @@ from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field
 
-import provenance
-from server.app import LedgerApp, create_app
-from server.settings import ServerSettings
+from mcp_ledger import provenance
+from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools import prov
+from mcp_ledger.tools.group import ToolFailure, ToolGroup, tool
 from tests.harness import connected
-from tools import prov
-from tools.group import ToolFailure, ToolGroup, tool
 
 # Servers started by tests (in-process or as subprocesses) sign checkpoints with a key of their own,
 # never with (or into) the user's ~/.config/mcp-ledger.

@@ -12,8 +12,8 @@ from typing import Any, Literal
 from mcp import Client
 from mcp_types import ToolAnnotations
 
-import provenance
-from server.app import LedgerApp
+from mcp_ledger import provenance
+from mcp_ledger.server.app import LedgerApp
 
 __all__ = [
     "MCP_DEFAULT_HINTS",

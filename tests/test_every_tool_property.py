@@ -22,9 +22,14 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-import provenance
-from server.app import LedgerApp, create_app
-from server.settings import ServerSettings
+from mcp_ledger import provenance
+from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools import group_headers
+from mcp_ledger.tools.docker import DockerSettings
+from mcp_ledger.tools.github import GitHubSettings
+from mcp_ledger.tools.hf import HfSettings
+from mcp_ledger.tools.k8s import K8sSettings
 from tests.conftest import (
     ALL_SECRETS,
     AWS,
@@ -40,11 +45,6 @@ from tests.conftest import (
     PASSWORD,
     PEM,
 )
-from tools import group_headers
-from tools.docker import DockerSettings
-from tools.github import GitHubSettings
-from tools.hf import HfSettings
-from tools.k8s import K8sSettings
 
 PLANTED = [GH, GH_PAT, GHO, GHS, HF, AWS, JWT, f"Bearer {BEARER_TOKEN}", BASIC, PEM]
 

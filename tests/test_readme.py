@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from server.gating import select_tools
-from server.settings import ServerSettings
-from tools import load_groups
+from mcp_ledger.server.gating import select_tools
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools import load_groups
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -35,7 +35,7 @@ def test_every_tool_is_listed() -> None:
 def test_the_server_version_is_the_package_version() -> None:
     import tomllib
 
-    from server import VERSION
+    from mcp_ledger.server import VERSION
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["version"] == VERSION
@@ -50,9 +50,9 @@ def test_an_installed_package_holds_every_subpackage_and_the_catalog() -> None:
     config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
     shipped = set(find_packages(where=str(root), include=config["packages"]["find"]["include"]))
     on_disk = {
-        ".".join(path.parent.relative_to(root).parts)
+        ".".join(("mcp_ledger", *path.parent.relative_to(root).parts))
         for top in ("server", "tools", "provenance")
         for path in (root / top).rglob("__init__.py")
     }
     assert on_disk <= shipped
-    assert "catalog.json" in config["package-data"]["tools"]
+    assert "catalog.json" in config["package-data"]["mcp_ledger.tools"]

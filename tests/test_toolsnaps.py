@@ -13,11 +13,11 @@ import orjson
 import pytest
 from mcp import Client
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools import load_groups
+from mcp_ledger.tools.regenerate import COMMAND, SNAPSHOTS, listed_tools, regenerate
 from tests.harness import effective_hints
-from tools import load_groups
-from tools.regenerate import COMMAND, SNAPSHOTS, listed_tools, regenerate
 
 
 def _snapshots() -> dict[str, object]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from tools.group import GroupSettings, NoSettings, ToolGroup
+from mcp_ledger.tools.group import GroupSettings, NoSettings, ToolGroup
 
 __all__ = [
     "CATALOG",
@@ -39,12 +39,12 @@ __all__ = [
 
 # Toolset name -> the module whose ``register()`` builds the group.
 REGISTRY: dict[str, str] = {
-    "prov": "tools.prov",
-    "github": "tools.github",
-    "docker": "tools.docker",
-    "k8s": "tools.k8s",
-    "hf": "tools.hf",
-    "infer": "tools.infer",
+    "prov": "mcp_ledger.tools.prov",
+    "github": "mcp_ledger.tools.github",
+    "docker": "mcp_ledger.tools.docker",
+    "k8s": "mcp_ledger.tools.k8s",
+    "hf": "mcp_ledger.tools.hf",
+    "infer": "mcp_ledger.tools.infer",
 }
 
 CATALOG = Path(__file__).with_name("catalog.json")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import regex
 
-from tools.group import ToolFailure
+from mcp_ledger.tools.group import ToolFailure
 
 __all__ = ["GREP_SECONDS", "MAX_LINE_CHARS", "Grep", "LogExcerpt", "LogTail", "check_pattern"]
 

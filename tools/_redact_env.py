@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import provenance
+from mcp_ledger import provenance
 
 __all__ = ["redact_env_values"]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import Field
 
-import provenance
-from tools.group import InvalidArguments
+from mcp_ledger import provenance
+from mcp_ledger.tools.group import InvalidArguments
 
 __all__ = ["TIME_HELP", "time_arg", "time_ns"]
 

@@ -95,7 +95,7 @@ async def run_in_worker(fn: Callable[[WorkerCall], T], *, label: str, ctx: Conte
     try:
         return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
     except anyio.get_cancelled_exc_class():
-        from provenance import annotate
+        from mcp_ledger.provenance import annotate
 
         call._abandon()
         with _abandoned_lock:

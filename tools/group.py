@@ -35,8 +35,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tools._targets import TargetClients, TargetSource
-from tools._worker import Abandoned, WorkerCall, abandoned_workers, run_in_worker
+from mcp_ledger.tools._targets import TargetClients, TargetSource
+from mcp_ledger.tools._worker import Abandoned, WorkerCall, abandoned_workers, run_in_worker
 
 __all__ = [
     "Abandoned",

@@ -1,7 +1,7 @@
 """Regenerate everything derived from the tool groups' code: ``tools/catalog.json`` and one snapshot per
 tool in ``tests/toolsnaps/<tool>.json`` (what agents see: name, description, schemas, annotations).
 
-    make regenerate          # or: python -m tools.regenerate [--check]
+    make regenerate          # or: python -m mcp_ledger.tools.regenerate [--check]
 
 Snapshots are what a server built from the groups' code lists through an MCP client, never what the
 catalog says, so a stale catalog cannot hide in them. ``--check`` writes nothing and exits 1 when any
@@ -20,8 +20,8 @@ import anyio
 import orjson
 from mcp import Client
 
-from tools import CATALOG, load_groups
-from tools.group import ToolGroup
+from mcp_ledger.tools import CATALOG, load_groups
+from mcp_ledger.tools.group import ToolGroup
 
 __all__ = ["COMMAND", "SNAPSHOTS", "derived_files", "listed_tools", "regenerate", "stale_files"]
 
@@ -36,8 +36,8 @@ def _render(value: Any) -> bytes:
 async def listed_tools(groups: list[ToolGroup[Any]]) -> dict[str, dict[str, Any]]:
     """Every tool of ``groups`` as a server built from them lists it (``tools/list`` over MCP), output
     schemas included (a snapshot is also the contract of what a tool returns)."""
-    from server.app import create_app  # the server imports tools: load it only when listing
-    from server.settings import ServerSettings
+    from mcp_ledger.server.app import create_app  # the server imports tools: load it only when listing
+    from mcp_ledger.server.settings import ServerSettings
 
     with tempfile.TemporaryDirectory() as ledger:
         app = create_app(
@@ -53,7 +53,7 @@ async def listed_tools(groups: list[ToolGroup[Any]]) -> dict[str, dict[str, Any]
 
 def derived_files(snapshots: Path = SNAPSHOTS, catalog: Path = CATALOG) -> dict[Path, bytes]:
     """Every derived file and the bytes it must hold."""
-    from server.toolbridge import generate_catalog
+    from mcp_ledger.server.toolbridge import generate_catalog
 
     groups = load_groups()
     files = {catalog: _render(generate_catalog(groups))}
@@ -87,7 +87,7 @@ def regenerate(snapshots: Path = SNAPSHOTS, catalog: Path = CATALOG) -> list[Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.regenerate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mcp_ledger.tools.regenerate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a derived file is stale")
     args = parser.parse_args(argv)
     if args.check:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from server.auth._caller import (
+from mcp_ledger.server.auth._caller import (
     CLASSES,
     SCOPES,
     Caller,
@@ -21,9 +21,9 @@ from server.auth._caller import (
     token_fingerprint,
     tool_class,
 )
-from server.auth._http import HttpAuth, is_loopback, require_auth
-from server.auth._tokens import TokensFile, TokensFileError
-from server.settings import ServerSettings, SettingsError
+from mcp_ledger.server.auth._http import HttpAuth, is_loopback, require_auth
+from mcp_ledger.server.auth._tokens import TokensFile, TokensFileError
+from mcp_ledger.server.settings import ServerSettings, SettingsError
 
 __all__ = [
     "CLASSES",
@@ -85,7 +85,7 @@ def http_auth(settings: ServerSettings) -> HttpAuth | None:
         except TokensFileError as exc:
             raise SettingsError(f"--auth-tokens-file: {exc}") from None
     # httpx and PyJWT load only for OAuth: a stdio server's start does not pay for them.
-    from server.auth._oauth import ALLOWED_ALGORITHMS, IntrospectionVerifier, JwtVerifier
+    from mcp_ledger.server.auth._oauth import ALLOWED_ALGORITHMS, IntrospectionVerifier, JwtVerifier
 
     issuer = _url(settings.oauth_issuer, "--oauth-issuer")
     resource = _url(settings.oauth_resource, "--oauth-resource")

@@ -25,7 +25,7 @@ from mcp.server.auth.routes import build_resource_metadata_url, create_protected
 from pydantic import AnyHttpUrl
 from starlette.authentication import AuthCredentials
 
-from server.auth._caller import SCOPES, Caller
+from mcp_ledger.server.auth._caller import SCOPES, Caller
 
 __all__ = ["HttpAuth", "is_loopback", "require_auth"]
 

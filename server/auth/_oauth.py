@@ -24,7 +24,7 @@ import httpx2
 import jwt
 import orjson
 
-from server.auth._caller import Caller, classes_from_scopes, token_fingerprint
+from mcp_ledger.server.auth._caller import Caller, classes_from_scopes, token_fingerprint
 
 __all__ = ["ALLOWED_ALGORITHMS", "IntrospectionVerifier", "JwtVerifier", "caller_from_claims"]
 

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.auth._caller import _IMPLIED, POLICIES, SCOPES, Caller, token_fingerprint
+from mcp_ledger.server.auth._caller import _IMPLIED, POLICIES, SCOPES, Caller, token_fingerprint
 
 __all__ = ["TokensFile", "TokensFileError"]
 

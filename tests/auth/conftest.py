@@ -24,7 +24,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-import provenance
+from mcp_ledger import provenance
 
 ALICE = "alice_" + secrets.token_urlsafe(24)  # policy all
 READER = "reader_" + secrets.token_urlsafe(24)  # read-only
@@ -103,7 +103,18 @@ def serve(tmp_path: Path, *flags: str, host: str = "127.0.0.1", port: int | None
     port = port or free_port()
     ledger = tmp_path / "ledger"
     stderr = tmp_path / "stderr.txt"
-    args = [sys.executable, "-m", "server", "serve", "--transport", "http", "--host", host, "--port", str(port)]
+    args = [
+        sys.executable,
+        "-m",
+        "mcp_ledger.server",
+        "serve",
+        "--transport",
+        "http",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     env = {**os.environ, "MCP_LEDGER_DIR": str(ledger), "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
     with stderr.open("w") as log:
         proc = subprocess.Popen([*args, *flags], env=env, stdout=subprocess.DEVNULL, stderr=log)

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-import provenance
-from server import cli
+from mcp_ledger import provenance
+from mcp_ledger.server import cli
 from tests.auth.conftest import (
     ALICE,
     CALL,

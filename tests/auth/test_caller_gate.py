@@ -12,15 +12,15 @@ import pytest
 from mcp import Client
 from mcp.server.auth.middleware.auth_context import auth_context_var
 
-import provenance
-from server.app import LedgerApp, create_app
-from server.auth import Caller, TokensFile, classes_from_scopes, token_fingerprint
-from server.auth._oauth import caller_from_claims
-from server.settings import ServerSettings
+from mcp_ledger import provenance
+from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.auth import Caller, TokensFile, classes_from_scopes, token_fingerprint
+from mcp_ledger.server.auth._oauth import caller_from_claims
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools import prov
 from tests.auth.conftest import ALICE, write_tokens
 from tests.conftest import fake_group
 from tests.harness import result_text
-from tools import prov
 
 
 def _caller(name: str, *scopes: str) -> Caller:
@@ -124,7 +124,7 @@ async def test_principal_filters_every_surface_and_an_old_index_is_rebuilt_with_
         " error INTEGER NOT NULL, session TEXT, connection TEXT, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL);"
     )
     db.close()
-    from provenance import _index
+    from mcp_ledger.provenance import _index
 
     _index._open.clear()
     assert {s["span_id"] for s in provenance.Ledger(ledger).query(principal="bo", limit=200)["spans"]} == made["bo"]

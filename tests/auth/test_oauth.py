@@ -20,7 +20,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-import provenance
+from mcp_ledger import provenance
 from tests.auth.conftest import (
     CALL,
     HEADERS,

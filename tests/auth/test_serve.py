@@ -11,15 +11,25 @@ from pathlib import Path
 import httpx
 import pytest
 
-import provenance
-from server.auth import http_auth, is_loopback
-from server.settings import ServerSettings, SettingsError
+from mcp_ledger import provenance
+from mcp_ledger.server.auth import http_auth, is_loopback
+from mcp_ledger.server.settings import ServerSettings, SettingsError
 from tests.auth.conftest import CALL, HEADERS, connect, free_port, serve, write_tokens
 from tests.server.test_stdio import server_params, stdio_session
 
 
 def _serve_and_exit(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(free_port()), *flags]
+    args = [
+        sys.executable,
+        "-m",
+        "mcp_ledger.server",
+        "serve",
+        "--transport",
+        "http",
+        "--port",
+        str(free_port()),
+        *flags,
+    ]
     env = {**os.environ, "MCP_LEDGER_DIR": str(tmp_path / "ledger")}
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
 
@@ -37,7 +47,18 @@ def test_the_environment_twins_configure_the_same(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     write_tokens(tokens, ["alice short"])
     env = {**os.environ, "MCP_LEDGER_AUTH": "bearer", "MCP_LEDGER_AUTH_TOKENS_FILE": str(tokens)}
-    args = [sys.executable, "-m", "server", "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "mcp_ledger.server",
+        "serve",
+        "--transport",
+        "http",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "1",
+    ]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"--auth-tokens-file: {tokens}, line 1: the token must be at least 24 characters" in done.stderr

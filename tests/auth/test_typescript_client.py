@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import provenance
+from mcp_ledger import provenance
 from tests.auth.conftest import ALICE, CAROL, READ_TOOLS, READER, WRONG, assert_nothing_holds, serve, write_tokens
 
 CLIENT = Path(__file__).parent / "ts_client"

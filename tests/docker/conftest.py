@@ -31,10 +31,10 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult
 
-from server.app import LedgerApp, create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.docker import DockerSettings
 from tests.harness import call_error, call_ok
-from tools.docker import DockerSettings
 
 TEST_IMAGE = "local/busybox:test"
 TEST_LABEL = "mcp-ledger.test"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.docker._binds import BindRefused, check_mounted_binds, resolve_binds
-from tools.group import InvalidArguments
+from mcp_ledger.tools.docker._binds import BindRefused, check_mounted_binds, resolve_binds
+from mcp_ledger.tools.group import InvalidArguments
 
 
 @pytest.fixture

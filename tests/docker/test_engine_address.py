@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.docker import DockerSettings
+from mcp_ledger.tools.docker._backend import DEFAULT_SOCKET, EngineAddress, _client_url, resolve_address
+from mcp_ledger.tools.group import NotConfigured
 from tests.conftest import URL_USER_PASSWORD
 from tests.harness import ledger_bytes, result_text
-from tools.docker import DockerSettings
-from tools.docker._backend import DEFAULT_SOCKET, EngineAddress, _client_url, resolve_address
-from tools.group import NotConfigured
 
 
 def test_flag_wins_over_docker_host(tmp_path: Path) -> None:

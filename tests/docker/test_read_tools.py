@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.app import LedgerApp
+from mcp_ledger.server.app import LedgerApp
 from tests.docker.conftest import TEST_IMAGE, TEST_LABEL, Caller, Engine, check_against_spec
 from tests.harness import last_span, ledger_text
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-import provenance
-from server.app import LedgerApp
+from mcp_ledger import provenance
+from mcp_ledger.server.app import LedgerApp
 from tests.docker.conftest import TEST_IMAGE, TEST_LABEL, Caller, Engine
 from tests.harness import ledger_text, spans
 

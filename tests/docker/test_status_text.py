@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.docker._backend import NotFound
-from tools.docker.containers import _env_kept_out, _exit_code_from_status, _scrub_env, _status_age
+from mcp_ledger.tools.docker._backend import NotFound
+from mcp_ledger.tools.docker.containers import _env_kept_out, _exit_code_from_status, _scrub_env, _status_age
 
 HOUR = 3600.0
 

@@ -1,4 +1,4 @@
-"""`python -m server serve --toolsets docker` as a real stdio subprocess, launched as an MCP client would."""
+"""`python -m mcp_ledger.server serve --toolsets docker` as a real stdio subprocess, launched as an MCP client would."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-import provenance
+from mcp_ledger import provenance
 from tests.docker.conftest import Engine
 from tests.harness import result_text
 
@@ -32,7 +32,7 @@ async def test_stdio_server_reads_a_container_and_records_pipe_spans_with_its_id
     # Clients pass only a minimal environment: the ledger directory and the engine are given explicitly.
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve", "--toolsets", "docker"],
+        args=["-m", "mcp_ledger.server", "serve", "--toolsets", "docker"],
         env={
             "MCP_LEDGER_DIR": str(ledger),
             "DOCKER_HOST": engine.host,

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.docker import DockerSettings
 from tests.docker.conftest import TEST_IMAGE, Caller, Engine
 from tests.harness import effective_hints, last_span, ledger_text, spans
-from tools.docker import DockerSettings
 
 pytestmark = pytest.mark.docker
 

@@ -11,11 +11,11 @@ import pytest
 from mcp import Client
 from pytest_httpserver import HTTPServer
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.github import GitHubSettings
 from tests.github.fake import FakeGitHub
 from tests.harness import connected
-from tools.github import GitHubSettings
 
 # The token the server is configured with, planted in the environment: it must never reach the ledger.
 ENV_TOKEN = "ghp_" + "EnvPlanted0123456789abcdefghijKLMNOP"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.github._backend import api_base_url, next_page
+from mcp_ledger.tools.github._backend import api_base_url, next_page
 
 
 @pytest.mark.parametrize(

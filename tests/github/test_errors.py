@@ -11,12 +11,12 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request
 
+from mcp_ledger.tools.github import GitHubSettings
 from tests.conftest import URL_USER_PASSWORD
 from tests.github import bodies as b
 from tests.github.conftest import ENV_TOKEN, Connect
 from tests.github.fake import FakeGitHub, Reply
 from tests.harness import call_error, call_ok, effective_hints, ledger_bytes, only_span
-from tools.github import GitHubSettings
 
 REPO = {"owner": b.OWNER, "repo": b.REPO}
 RUN = "/repos/{owner}/{repo}/actions/runs/{run_id}"

@@ -15,11 +15,11 @@ import pytest
 from mcp import Client
 from pytest_httpserver import HTTPServer
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.hf import HfSettings
 from tests.harness import connected
 from tests.hf.fake import Blob, FakeHub, Repo
-from tools.hf import HfSettings
 
 # A token of the hub's shape, planted in the environment: it must never reach the ledger.
 TOKEN = "hf_" + "Loopback0123456789abcdefghijKLMNOPq"

@@ -7,11 +7,11 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
+from mcp_ledger.tools.hf import HfSettings
+from mcp_ledger.tools.hf._backend import cache_dir, endpoint_url, etag_matches, find_credentials, is_offline
 from tests.harness import call_error, call_ok, ledger_bytes, only_span
 from tests.hf.conftest import MODEL, TOKEN, V2, Connect, write_token_file
 from tests.hf.fake import FakeHub
-from tools.hf import HfSettings
-from tools.hf._backend import cache_dir, endpoint_url, etag_matches, find_credentials, is_offline
 
 
 async def test_the_endpoint_is_read_when_the_group_connects_not_when_huggingface_hub_is_imported(
@@ -95,12 +95,12 @@ async def test_no_request_goes_to_a_host_nobody_configured(
     from the endpoint read at import. Here that endpoint is the loopback hub, so a fetch would be seen."""
     from huggingface_hub.utils import _detect_agent
 
-    import tools.hf._backend
+    import mcp_ledger.tools.hf._backend
 
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub_env.url)
     monkeypatch.setattr(huggingface_hub.constants, "AGENT_HARNESSES_PATH", str(tmp_path / "harnesses.json"))
     monkeypatch.setattr(_detect_agent, "_registry", None)
-    monkeypatch.setattr(tools.hf._backend, "_hook_installed", False)
+    monkeypatch.setattr(mcp_ledger.tools.hf._backend, "_hook_installed", False)
     async with connect() as client:
         await call_ok(client, "hf_model_search", {"limit": 1})
     assert [s.path for s in hub_env.requests()] == ["/api/models"]

@@ -8,6 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from mcp_ledger.tools.group import abandoned_workers
+from mcp_ledger.tools.hf import HfSettings
 from tests.harness import call_error, call_ok, ledger_bytes, only_span, spans
 from tests.hf.conftest import (
     CARD,
@@ -25,8 +27,6 @@ from tests.hf.conftest import (
     read_local,
 )
 from tests.hf.fake import Blob, FakeHub, git_sha1
-from tools.group import abandoned_workers
-from tools.hf import HfSettings
 
 
 async def test_repo_files_lists_one_commit_with_sizes_lfs_sha256_and_pages(

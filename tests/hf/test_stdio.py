@@ -1,4 +1,4 @@
-"""`python -m server serve --toolsets hf` as a real stdio subprocess, launched as an MCP client would, with
+"""`python -m mcp_ledger.server serve --toolsets hf` as a real stdio subprocess, launched as an MCP client would, with
 only the environment a client passes (HOME, PATH) plus the hub's own variables."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-import provenance
+from mcp_ledger import provenance
 from tests.harness import result_text
 from tests.hf.conftest import MODEL, TOKEN, V1, V2, WEIGHTS
 from tests.hf.fake import FakeHub
@@ -24,7 +24,7 @@ async def test_stdio_server_reads_and_downloads_with_progress_and_records_pipe_s
     ledger = tmp_path / "ledger"
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve", "--toolsets", "hf"],
+        args=["-m", "mcp_ledger.server", "serve", "--toolsets", "hf"],
         env={
             "MCP_LEDGER_DIR": str(ledger),
             "HF_ENDPOINT": fake.url,

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from mcp import Client
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.infer import InferSettings
 from tests.harness import connected
 from tests.infer.fake import FakeOpenAI
-from tools.infer import InferSettings
 
 # The key of the llama.cpp server (started with --api_key): planted in the environment, never in the ledger.
 LLAMA_KEY = "llama-key-" + "Zq8Xw2Vb6Nm4Lk0J"

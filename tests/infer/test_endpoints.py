@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import build_parser
-from server.settings import model_from_namespace
+from mcp_ledger.server.cli import build_parser
+from mcp_ledger.server.settings import model_from_namespace
+from mcp_ledger.tools.group import NotConfigured
+from mcp_ledger.tools.infer import InferSettings
+from mcp_ledger.tools.infer._backend import HF_ROUTER, EndpointSource, HttpEndpoint, parse_endpoints
 from tests.harness import call_error, call_ok, ledger_bytes, only_span, spans
 from tests.infer.conftest import FAKE_KEY, Connect, free_port
 from tests.infer.fake import CHAT_MODEL, EMBED_MODEL, NO_USAGE_MODEL, SLOW_MODEL, FakeOpenAI
-from tools.group import NotConfigured
-from tools.infer import InferSettings
-from tools.infer._backend import HF_ROUTER, EndpointSource, HttpEndpoint, parse_endpoints
 
 MESSAGES = [{"role": "user", "content": "Where did the cat sit?"}]
 

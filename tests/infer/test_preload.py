@@ -11,10 +11,10 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-import provenance
-from server.app import create_app
-from server.settings import ServerSettings
-from tools.infer import InferSettings
+from mcp_ledger import provenance
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.infer import InferSettings
 
 
 async def test_a_stdio_server_preloads_the_local_model_and_lists_tools_meanwhile(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ async def test_a_stdio_server_preloads_the_local_model_and_lists_tools_meanwhile
     errlog = tmp_path / "stderr.txt"
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve", "--toolsets", "infer", "--log-level", "INFO"],
+        args=["-m", "mcp_ledger.server", "serve", "--toolsets", "infer", "--log-level", "INFO"],
         env={"MCP_LEDGER_DIR": str(ledger), "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
     )
     with errlog.open("w") as err:

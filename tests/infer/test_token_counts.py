@@ -3,8 +3,8 @@ call annotates them once per upstream request (a list), while token-named string
 
 from __future__ import annotations
 
-from provenance._redact import REDACTED, redact_canonical
-from provenance.redaction import redact_payload
+from mcp_ledger.provenance._redact import REDACTED, redact_canonical
+from mcp_ledger.provenance.redaction import redact_payload
 
 
 def test_genai_counts_stay_integers_and_token_strings_stay_redacted() -> None:

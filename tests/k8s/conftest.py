@@ -23,11 +23,11 @@ import yaml
 from mcp import Client
 from mcp_types import CallToolResult
 
-import provenance
-from server.app import LedgerApp, create_app
-from server.settings import ServerSettings
+from mcp_ledger import provenance
+from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.k8s import K8sSettings
 from tests.k8s.fake import FakeCluster
-from tools.k8s import K8sSettings
 
 TOKEN = "plainTokenCanary7f3a9c21"
 EXEC_TOKEN = "execIssuedCanary55e1b0"

@@ -13,8 +13,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-import provenance
-from server.cli import main
+from mcp_ledger import provenance
+from mcp_ledger.server.cli import main
 from tests.k8s.conftest import Clusters, deployment, pod, result_text
 
 SECRET_VALUE = "secretDataCanary-5b1e2d"
@@ -38,7 +38,7 @@ async def test_no_credential_or_secret_value_reaches_results_ledger_index_or_std
     ledger = tmp_path / "ledger"
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve", "--toolsets", "k8s", "--log-level", "DEBUG"],
+        args=["-m", "mcp_ledger.server", "serve", "--toolsets", "k8s", "--log-level", "DEBUG"],
         env={
             "MCP_LEDGER_DIR": str(ledger),
             "KUBECONFIG": str(clusters.kubeconfig),

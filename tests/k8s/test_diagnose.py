@@ -8,8 +8,8 @@ from typing import Literal
 
 import pytest
 
-from server.app import LedgerApp
-from server.cli import main
+from mcp_ledger.server.app import LedgerApp
+from mcp_ledger.server.cli import main
 from tests.k8s.conftest import Caller, Clusters, deployment, event, pod, spans
 
 

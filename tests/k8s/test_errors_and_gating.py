@@ -13,10 +13,10 @@ import pytest
 import yaml
 from mcp import Client
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.k8s import K8sSettings
 from tests.k8s.conftest import TOKEN, Caller, Clusters, deployment, last_span, spans
-from tools.k8s import K8sSettings
 
 
 async def test_unknown_context_lists_the_allowed_ones(client: Caller) -> None:
@@ -203,8 +203,8 @@ import sys
 sys.modules["kubernetes_asyncio"] = None
 import anyio
 from mcp import Client
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
 
 async def main():
     app = create_app(ServerSettings(toolsets=["k8s"]))
@@ -225,7 +225,7 @@ anyio.run(main)
 async def test_in_cluster_service_account_without_a_kubeconfig(
     clusters: Clusters, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tools.k8s import _config
+    from mcp_ledger.tools.k8s import _config
 
     account = tmp_path / "serviceaccount"
     account.mkdir()

@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.k8s import K8sSettings
 from tests.k8s.conftest import EXEC_ENV_SECRET, Caller, Clusters, pod
-from tools.k8s import K8sSettings
 
 
 def statefulset(name: str, *, replicas: int, ready: int) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from server.app import LedgerApp, create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.k8s import K8sSettings
 from tests.k8s.conftest import Caller, last_span
-from tools.k8s import K8sSettings
 
 pytestmark = pytest.mark.live
 

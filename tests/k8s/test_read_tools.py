@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.app import LedgerApp
+from mcp_ledger.server.app import LedgerApp
 from tests.k8s.conftest import PROD_NAMESPACE, Caller, Clusters, deployment, event, last_span, pod
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 from mcp import Client
 
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
 
 BUDGET_BYTES = 9_000  # name, description, input schema and annotations of the ten tools, compact JSON
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from server.app import LedgerApp
+from mcp_ledger.server.app import LedgerApp
 from tests.k8s.conftest import Caller, Clusters, deployment, last_span
 
 MANIFESTS = """

@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
-import provenance
-from provenance._checkpoint import CHECKPOINT_LOG, Checkpoint, check_checkpoints
-from provenance._keys import SigningKey
-from provenance._redact import canonical_json
-from provenance._segments import list_chains
-from server.cli import main as cli
+from mcp_ledger import provenance
+from mcp_ledger.provenance._checkpoint import CHECKPOINT_LOG, Checkpoint, check_checkpoints
+from mcp_ledger.provenance._keys import SigningKey
+from mcp_ledger.provenance._redact import canonical_json
+from mcp_ledger.provenance._segments import list_chains
+from mcp_ledger.server.cli import main as cli
 from tests.provenance.test_store import synthetic_span
 
 
@@ -220,7 +220,7 @@ def test_a_forged_or_altered_checkpoint_fails_its_signature(
     records = [orjson.loads(line) for line in log.read_bytes().splitlines()]
     # Recompute what the rewritten chain's checkpoint would say; keep the old signature.
     lines = [line for p in segments(ledger, store.chain) for line in p.read_bytes().splitlines()]
-    from provenance._merkle import MerkleAccumulator
+    from mcp_ledger.provenance._merkle import MerkleAccumulator
 
     tree = MerkleAccumulator()
     for line in lines:

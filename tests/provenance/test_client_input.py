@@ -19,8 +19,8 @@ import pytest
 from mcp import Client
 from mcp_types import Implementation
 
-from provenance import _span
-from provenance._middleware import TRUNCATED_MARK
+from mcp_ledger.provenance import _span
+from mcp_ledger.provenance._middleware import TRUNCATED_MARK
 from tests.conftest import GH, HF, make_app
 from tests.harness import ledger_bytes, result_text, spans
 
@@ -60,7 +60,7 @@ async def test_a_huge_client_name_version_and_tool_name_are_cut_and_marked(ledge
 def test_a_huge_request_id_on_the_wire_is_cut_and_marked(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
+        [sys.executable, "-m", "mcp_ledger.server", "serve"],
         env={"MCP_LEDGER_DIR": str(ledger), "PATH": os.environ.get("PATH", "")},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -20,7 +20,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util._once import Once
 
-from provenance._compat import (
+from mcp_ledger.provenance._compat import (
     SDKTracingMiddleware,
     current_asyncio_task,
     no_tracer_provider,

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-import provenance
-from provenance._verify import VerifyReport
-from server.cli import main as cli
+from mcp_ledger import provenance
+from mcp_ledger.provenance._verify import VerifyReport
+from mcp_ledger.server.cli import main as cli
 from tests.provenance.test_store import write_chain
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 _FORKING_WRITER = r"""
 import fcntl, json, mmap, os, sys, threading, time
 from pathlib import Path
-import provenance
+from mcp_ledger import provenance
 from tests.provenance.test_store import synthetic_span
 
 STEPS = [(os, "open"), (fcntl, "flock"), (os, "posix_fallocate"), (os, "pwrite"), (mmap, "mmap"),

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import provenance
-from provenance._index import open_index, rebuild_index
-from provenance._query import SpanFilter, query_spans, span_stats
+from mcp_ledger import provenance
+from mcp_ledger.provenance._index import open_index, rebuild_index
+from mcp_ledger.provenance._query import SpanFilter, query_spans, span_stats
 from tests.provenance.test_query import TOOLS, brute_force, page_through
 from tests.provenance.test_store import synthetic_span
 
@@ -214,7 +214,18 @@ async def test_fsync_always_makes_the_result_wait_for_the_disk_and_shares_fsyncs
 
 def test_tail_follow_shows_spans_from_two_writers(tmp_path: Path) -> None:
     tail = subprocess.Popen(
-        [sys.executable, "-m", "server", "tail", "-f", "--json", "--interval", "0.1", "--ledger-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "mcp_ledger.server",
+            "tail",
+            "-f",
+            "--json",
+            "--interval",
+            "0.1",
+            "--ledger-dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

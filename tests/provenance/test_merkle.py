@@ -8,7 +8,7 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provenance._merkle import (
+from mcp_ledger.provenance._merkle import (
     EMPTY_ROOT,
     MerkleAccumulator,
     inclusion_proof,

@@ -11,7 +11,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from opentelemetry import trace as otel_trace
 
-import provenance
+from mcp_ledger import provenance
 from tests.harness import result_text, spans
 
 SPAN_FIELDS = {
@@ -231,7 +231,7 @@ async def test_many_concurrent_calls_each_get_exactly_one_span(connect: Any, led
 def test_forked_processes_draw_different_ids() -> None:
     import os
 
-    from provenance._middleware import _ids, new_connection_id
+    from mcp_ledger.provenance._middleware import _ids, new_connection_id
 
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -23,12 +23,12 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util._once import Once
 from pydantic import BaseModel
 
-import provenance
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger import provenance
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools.group import ToolGroup, tool
 from tests.conftest import GH
 from tests.harness import result_text, spans
-from tools.group import ToolGroup, tool
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

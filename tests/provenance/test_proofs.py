@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
-import provenance
-from provenance._checkpoint import signed_message
-from provenance._keys import SigningKey
-from server.cli import main as cli
+from mcp_ledger import provenance
+from mcp_ledger.provenance._checkpoint import signed_message
+from mcp_ledger.provenance._keys import SigningKey
+from mcp_ledger.server.cli import main as cli
 from tests.provenance.test_checkpoints import ATTACKS, run, write_checkpointed_chain
 from tests.provenance.test_store import synthetic_span
 

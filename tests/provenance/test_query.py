@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import provenance
-from provenance._query import SpanFilter, get_trace, parse_time, query_spans, span_stats
+from mcp_ledger import provenance
+from mcp_ledger.provenance._query import SpanFilter, get_trace, parse_time, query_spans, span_stats
 from tests.provenance.test_store import synthetic_span
 
 TOOLS = ["docker_container_list", "docker_container_logs", "github_run_get", "prov_query"]

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from mcp.shared.exceptions import MCPError
 
-import provenance
-from server.cli import main
+from mcp_ledger import provenance
+from mcp_ledger.server.cli import main
 from tests.harness import result_text, spans
 
 # Year 1 at +14:00 is before year 1 in UTC; 999999999999 days reach back past the year 1; both are

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-import provenance
-from provenance import _store as store_module
+from mcp_ledger import provenance
+from mcp_ledger.provenance import _store as store_module
 from tests.provenance.test_store import segment_files, synthetic_span, write_chain
 
 

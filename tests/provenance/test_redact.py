@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provenance import _redact
-from provenance._redact import (
+from mcp_ledger.provenance import _redact
+from mcp_ledger.provenance._redact import (
     _PEM_BEGIN_RE,
     _PEM_BODY_RE,
     _PEM_END_RE,

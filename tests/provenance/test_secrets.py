@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import provenance
+from mcp_ledger import provenance
 from tests.conftest import (
     ALL_SECRETS,
     ASSIGNED_KEY,

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import provenance
-from provenance import _store as store_module
-from provenance._store import line_digest
-from provenance._verify import UnfinishedTail
+from mcp_ledger import provenance
+from mcp_ledger.provenance import _store as store_module
+from mcp_ledger.provenance._store import line_digest
+from mcp_ledger.provenance._verify import UnfinishedTail
 
 
 def synthetic_span(
@@ -266,7 +266,7 @@ def test_where_files_are_not_mapped_lines_are_appended_with_pwrite(
 _KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-import provenance
+from mcp_ledger import provenance
 from tests.provenance.test_store import synthetic_span
 store = provenance.SpanStore(Path(sys.argv[1]), fsync="never")
 for i in range(int(sys.argv[2])):
@@ -383,7 +383,7 @@ def test_any_mutation_inside_a_chain_is_caught(tmp_path: Path, how: str, seed: i
 
 
 def test_verify_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from server.cli import main
+    from mcp_ledger.server.cli import main
 
     write_chain(tmp_path, 5).close()
     assert main(["verify", "--ledger-dir", str(tmp_path)]) == 0

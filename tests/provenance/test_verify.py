@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import provenance
-from provenance._verify import _scan_segment
+from mcp_ledger import provenance
+from mcp_ledger.provenance._verify import _scan_segment
 from tests.provenance.test_store import segment_files, synthetic_span
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-import provenance
-from server.cli import main
+from mcp_ledger import provenance
+from mcp_ledger.server.cli import main
 from tests.provenance.test_store import synthetic_span
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from server.gating import GatingError, select_tools
-from server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
+from mcp_ledger.server.gating import GatingError, select_tools
+from mcp_ledger.server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
+from mcp_ledger.tools import prov
+from mcp_ledger.tools.group import ToolGroup
 from tests.conftest import fake_group, make_app
 from tests.harness import effective_hints
-from tools import prov
-from tools.group import ToolGroup
 
 
 def names(**flags: Any) -> set[str]:
@@ -64,7 +64,7 @@ def test_unknown_names_are_refused_with_the_known_ones(flags: dict[str, Any], wo
 async def test_hidden_tools_are_not_listed_and_calling_one_is_a_recorded_error(ledger_dir: Path) -> None:
     from mcp import Client
 
-    import provenance
+    from mcp_ledger import provenance
 
     app = make_app(ledger_dir, read_only=True)
     try:

@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-import provenance
+from mcp_ledger import provenance
 from tests.conftest import QUERY_TOKEN
 
 HttpServer = tuple[str, Path, bool, "subprocess.Popen[bytes]"]
@@ -32,7 +32,7 @@ def free_port() -> int:
 @pytest.fixture(params=[False, True], ids=["stateful", "stateless"])
 def http_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HttpServer]:
     port = free_port()
-    args = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(port)]
+    args = [sys.executable, "-m", "mcp_ledger.server", "serve", "--transport", "http", "--port", str(port)]
     if request.param:
         args.append("--stateless")
     log = (tmp_path / "stderr.txt").open("w")
@@ -149,7 +149,18 @@ def _serve(args: list[str], ledger: Path, log: IO[str], port: int) -> subprocess
 
 async def test_the_access_log_never_prints_a_credential_in_the_url(tmp_path: Path) -> None:
     port = free_port()
-    args = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", str(port), "--log-level", "INFO"]
+    args = [
+        sys.executable,
+        "-m",
+        "mcp_ledger.server",
+        "serve",
+        "--transport",
+        "http",
+        "--port",
+        str(port),
+        "--log-level",
+        "INFO",
+    ]
     stderr = tmp_path / "stderr.txt"
     with stderr.open("w") as log:
         proc = _serve(args, tmp_path / "ledger", log, port)

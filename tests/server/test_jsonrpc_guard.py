@@ -6,10 +6,10 @@ import pydantic_core
 import pytest
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, JSONRPCRequest, jsonrpc_message_adapter
 
-from server._jsonrpc_guard import MAX_DEPTH, Ignored, Rejection, Repaired, screen
-from server.app import create_app
-from server.settings import ServerSettings
-from server.transport import _lowlevel_server
+from mcp_ledger.server._jsonrpc_guard import MAX_DEPTH, Ignored, Rejection, Repaired, screen
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.server.transport import _lowlevel_server
 
 CALL = b'"method":"tools/call","params":{"name":"prov_stats","arguments":{}}'
 

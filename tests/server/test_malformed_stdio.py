@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import provenance
-from server._jsonrpc_guard import MAX_DEPTH
+from mcp_ledger import provenance
+from mcp_ledger.server._jsonrpc_guard import MAX_DEPTH
 from tests.conftest import GH
 from tests.server.test_stdio import _exchange, _raw_server
 

@@ -19,11 +19,10 @@ from mcp import Client
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from server.app import LedgerApp, create_app
-from server.settings import ServerSettings
-from tests.harness import result_text, spans
-from tools import prov
-from tools.group import (
+from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.tools import prov
+from mcp_ledger.tools.group import (
     GroupEnvironment,
     NotConfigured,
     TargetClients,
@@ -34,6 +33,7 @@ from tools.group import (
     run_in_worker,
     tool,
 )
+from tests.harness import result_text, spans
 
 
 class Nothing(ToolArgs):
@@ -195,7 +195,7 @@ async def test_a_failed_preload_is_left_to_the_first_call_which_reports_it_in_it
 
 
 def test_preload_of_an_unknown_toolset_fails_at_start(ledger_dir: Path) -> None:
-    from server.gating import GatingError
+    from mcp_ledger.server.gating import GatingError
 
     with pytest.raises(GatingError, match="--preload: unknown nope"):
         create_app(ServerSettings(ledger_dir=ledger_dir, preload=["nope"]), groups=[prov.register()])
@@ -457,18 +457,21 @@ def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_without_the_docker_and_github_libraries_the_cli_works(tmp_path: Path) -> None:
     for argv in (["--help"], ["serve", "--help"], ["query"]):
-        done = run_python(f"from server.cli import main\nsys.exit(main({argv!r}))", tmp_path)
+        done = run_python(f"from mcp_ledger.server.cli import main\nsys.exit(main({argv!r}))", tmp_path)
         assert done.returncode == 0, (argv, done.stderr)
         assert "Traceback" not in done.stderr
-    assert "--docker-host" in run_python("from server.cli import main\nmain(['serve', '--help'])", tmp_path).stdout
+    assert (
+        "--docker-host"
+        in run_python("from mcp_ledger.server.cli import main\nmain(['serve', '--help'])", tmp_path).stdout
+    )
 
 
 def test_without_the_docker_library_its_tools_answer_pip_install_and_prov_works(tmp_path: Path) -> None:
     code = """
 import anyio
 from mcp import Client
-from server.app import create_app
-from server.settings import ServerSettings
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
 
 async def main():
     app = create_app(ServerSettings())
@@ -492,9 +495,10 @@ anyio.run(main)
 
 
 def test_commands_other_than_serve_read_no_group_package(tmp_path: Path) -> None:
-    groups = ("tools.docker", "tools.github", "tools.prov")
+    groups = ("mcp_ledger.tools.docker", "mcp_ledger.tools.github", "mcp_ledger.tools.prov")
     code = (
-        "from server.cli import main\nmain({argv!r})\nprint(sorted(m for m in sys.modules if m.startswith({groups!r})))"
+        "from mcp_ledger.server.cli import main\nmain({argv!r})\n"
+        "print(sorted(m for m in sys.modules if m.startswith({groups!r})))"
     )
     query = run_python(code.format(argv=["query", "--json"], groups=groups), tmp_path)
     assert query.returncode == 0, query.stderr
@@ -505,7 +509,7 @@ def test_commands_other_than_serve_read_no_group_package(tmp_path: Path) -> None
 
 async def test_unknown_targets_leave_nothing_behind_and_concurrent_first_calls_share_one_client() -> None:
     """A target name is an agent's argument: a thousand unknown ones keep no state in the server."""
-    from tools._targets import TargetClients
+    from mcp_ledger.tools._targets import TargetClients
 
     source = Clusters()
     clients: TargetClients[Cluster] = TargetClients(source)

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from server.schema import compact_schema
-from server.toolbridge import model_schemas
-from tools import load_groups
-from tools.group import ToolSpec
+from mcp_ledger.server.schema import compact_schema
+from mcp_ledger.server.toolbridge import model_schemas
+from mcp_ledger.tools import load_groups
+from mcp_ledger.tools.group import ToolSpec
 
 Schema = dict[str, Any]
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import ServerSettings, add_model_arguments, model_from_namespace
+from mcp_ledger.server.settings import ServerSettings, add_model_arguments, model_from_namespace
 
 
 def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """``mcp-ledger serve`` over stdio with stdin already closed: it starts, reads EOF and exits."""
     return subprocess.run(
-        [sys.executable, "-m", "server", "serve"],
+        [sys.executable, "-m", "mcp_ledger.server", "serve"],
         env={"MCP_LEDGER_DIR": str(tmp_path / "ledger"), "PATH": os.environ.get("PATH", ""), **env},
         stdin=subprocess.DEVNULL,
         capture_output=True,

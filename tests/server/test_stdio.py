@@ -16,8 +16,8 @@ import orjson
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-import provenance
-from provenance._segments import list_chains
+from mcp_ledger import provenance
+from mcp_ledger.provenance._segments import list_chains
 from tests.conftest import ALL_SECRETS, GH, JWT, PASSWORD
 from tests.harness import result_text
 
@@ -25,7 +25,7 @@ from tests.harness import result_text
 def server_params(
     ledger_dir: Path, *args: str, prefix: Sequence[str] = (), env: dict[str, str] | None = None
 ) -> StdioServerParameters:
-    command = [*prefix, sys.executable, "-m", "server", "serve", *args]
+    command = [*prefix, sys.executable, "-m", "mcp_ledger.server", "serve", *args]
     # Clients pass only a minimal environment: give the ledger directory explicitly.
     return StdioServerParameters(
         command=command[0],
@@ -145,7 +145,7 @@ async def test_environment_twins_configure_a_stdio_server(tmp_path: Path) -> Non
 
 def test_unknown_toolset_is_a_clear_startup_error(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--toolsets", "dockr", "--ledger-dir", str(tmp_path)],
+        [sys.executable, "-m", "mcp_ledger.server", "serve", "--toolsets", "dockr", "--ledger-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -157,7 +157,7 @@ def test_unknown_toolset_is_a_clear_startup_error(tmp_path: Path) -> None:
 
 def test_demo_shows_the_recorded_spans_and_that_they_verify(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "server", "demo", "--ledger-dir", str(tmp_path)],
+        [sys.executable, "-m", "mcp_ledger.server", "demo", "--ledger-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -171,7 +171,7 @@ def test_demo_shows_the_recorded_spans_and_that_they_verify(tmp_path: Path) -> N
 def _raw_server(ledger: Path) -> subprocess.Popen[bytes]:
     """``mcp-ledger serve`` spoken to as raw JSON lines (to send what no client library would)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
+        [sys.executable, "-m", "mcp_ledger.server", "serve"],
         env={"MCP_LEDGER_DIR": str(ledger), "PATH": os.environ.get("PATH", "")},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

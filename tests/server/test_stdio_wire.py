@@ -20,7 +20,7 @@ INIT = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"nam
 
 def _server(ledger: Path, **streams: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
+        [sys.executable, "-m", "mcp_ledger.server", "serve"],
         env={"MCP_LEDGER_DIR": str(ledger), "PATH": os.environ.get("PATH", "")},
         **{"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams},
     )

@@ -11,12 +11,12 @@ import orjson
 import pytest
 from mcp import Client
 
-import tools
-from server.app import create_app
-from server.settings import ServerSettings
-from server.toolbridge import generate_catalog
-from tools import CATALOG, REGISTRY, load_groups, source_digest
-from tools.regenerate import COMMAND
+from mcp_ledger import tools
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.settings import ServerSettings
+from mcp_ledger.server.toolbridge import generate_catalog
+from mcp_ledger.tools import CATALOG, REGISTRY, load_groups, source_digest
+from mcp_ledger.tools.regenerate import COMMAND
 
 
 def test_the_catalog_equals_the_groups() -> None:
@@ -78,11 +78,11 @@ async def test_a_group_whose_source_changed_is_listed_from_its_code(
 
 
 def test_a_server_starts_without_importing_any_group_module() -> None:
-    heavy = ("tools.docker._tools", "tools.github.", "aiodocker", "githubkit")
+    heavy = ("mcp_ledger.tools.docker._tools", "mcp_ledger.tools.github.", "aiodocker", "githubkit")
     code = (
         "import sys, tempfile, anyio\n"
-        "from server.app import create_app\n"
-        "from server.settings import ServerSettings\n"
+        "from mcp_ledger.server.app import create_app\n"
+        "from mcp_ledger.server.settings import ServerSettings\n"
         "app = create_app(ServerSettings(ledger_dir=tempfile.mkdtemp(), allow_destructive=True))\n"
         "print(len(anyio.run(app.server.list_tools)))\n"
         f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))\n"

@@ -7,7 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from tools import load_groups
+from mcp_ledger.tools import load_groups
 
 PYPROJECT = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
 EXTRAS: dict[str, list[str]] = PYPROJECT["project"]["optional-dependencies"]

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from server.gating import select_tools
-from server.toolbridge import describe_validation_error
-from tools import load_groups
-from tools.group import ToolSpec
+from mcp_ledger.server.gating import select_tools
+from mcp_ledger.server.toolbridge import describe_validation_error
+from mcp_ledger.tools import load_groups
+from mcp_ledger.tools.group import ToolSpec
 
 SPECS = select_tools(load_groups(), allow_destructive=True)
 MARKER = "Zq9-planted-value"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools._logtail import Grep, LogTail
+from mcp_ledger.tools._logtail import Grep, LogTail
 
 
 def test_log_tail_cuts_very_long_lines_and_says_so() -> None:
@@ -29,7 +29,7 @@ def test_log_tail_keeps_the_last_lines_within_max_bytes_and_says_what_it_left_ou
 def test_a_grep_that_does_not_compile_is_refused_with_the_reason() -> None:
     import pytest
 
-    from tools._logtail import check_pattern
+    from mcp_ledger.tools._logtail import check_pattern
 
     assert check_pattern(None) is None and check_pattern("err(or)?") == "err(or)?"
     with pytest.raises(ValueError, match=r"not a regular expression \(missing \)\)"):
@@ -39,7 +39,7 @@ def test_a_grep_that_does_not_compile_is_refused_with_the_reason() -> None:
 def test_a_pattern_that_backtracks_exponentially_is_stopped_within_the_budget_with_a_reason() -> None:
     import pytest
 
-    from tools.group import ToolFailure
+    from mcp_ledger.tools.group import ToolFailure
 
     grep = Grep(r"(a|aa)+$", seconds=0.2)
     tail = LogTail(10, grep)

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tools.group import GroupSettings, ToolGroup
+from mcp_ledger.tools.group import GroupSettings, ToolGroup
 
 if TYPE_CHECKING:
-    from tools.docker._backend import DockerEngine
+    from mcp_ledger.tools.docker._backend import DockerEngine
 
 __all__ = ["SETTINGS", "DockerSettings", "register"]
 
@@ -41,7 +41,7 @@ SETTINGS = DockerSettings
 
 def register() -> ToolGroup[DockerEngine]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
-    from tools.docker import _backend, containers, images, system
+    from mcp_ledger.tools.docker import _backend, containers, images, system
 
     group = ToolGroup(
         "docker",

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
-from provenance import annotate
-from provenance.redaction import redact_text
-from tools.docker import DockerSettings
-from tools.group import GroupEnvironment, NotConfigured, UpstreamError
+from mcp_ledger.provenance import annotate
+from mcp_ledger.provenance.redaction import redact_text
+from mcp_ledger.tools.docker import DockerSettings
+from mcp_ledger.tools.group import GroupEnvironment, NotConfigured, UpstreamError
 
 if TYPE_CHECKING:
     import aiodocker

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from tools.group import InvalidArguments, ToolFailure
+from mcp_ledger.tools.group import InvalidArguments, ToolFailure
 
 __all__ = ["Bind", "BindRefused", "check_mounted_binds", "resolve_binds"]
 

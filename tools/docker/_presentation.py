@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import Field
 
-import provenance
-from tools._redact_env import redact_env_values
-from tools.group import InvalidArguments
+from mcp_ledger import provenance
+from mcp_ledger.tools._redact_env import redact_env_values
+from mcp_ledger.tools.group import InvalidArguments
 
 __all__ = ["LABELS_NOTE", "Cursor", "Limit", "cut", "iso_time", "keyset_page", "shown_env", "shown_labels"]
 LABELS_NOTE = "Secret-like values redacted; at most 64, values over 1024 characters cut (ending in …)"

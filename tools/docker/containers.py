@@ -20,13 +20,22 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator
 
-import provenance
-from tools._logtail import Grep, check_pattern
-from tools._time import time_ns
-from tools.docker._backend import DockerEngine, NotFound
-from tools.docker._binds import check_mounted_binds, resolve_binds
-from tools.docker._presentation import LABELS_NOTE, Cursor, Limit, cut, iso_time, keyset_page, shown_env, shown_labels
-from tools.group import InvalidArguments, ToolArgs, ToolFailure, ToolModel, UpstreamError, tool
+from mcp_ledger import provenance
+from mcp_ledger.tools._logtail import Grep, check_pattern
+from mcp_ledger.tools._time import time_ns
+from mcp_ledger.tools.docker._backend import DockerEngine, NotFound
+from mcp_ledger.tools.docker._binds import check_mounted_binds, resolve_binds
+from mcp_ledger.tools.docker._presentation import (
+    LABELS_NOTE,
+    Cursor,
+    Limit,
+    cut,
+    iso_time,
+    keyset_page,
+    shown_env,
+    shown_labels,
+)
+from mcp_ledger.tools.group import InvalidArguments, ToolArgs, ToolFailure, ToolModel, UpstreamError, tool
 
 ContainerRef = Field(description="Container id, unique id prefix, or name", min_length=1, max_length=256)
 TimeArg = Field(

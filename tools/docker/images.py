@@ -5,10 +5,19 @@ from __future__ import annotations
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-import provenance
-from tools.docker._backend import DockerEngine
-from tools.docker._presentation import LABELS_NOTE, Cursor, Limit, cut, iso_time, keyset_page, shown_env, shown_labels
-from tools.group import ToolArgs, ToolModel, tool
+from mcp_ledger import provenance
+from mcp_ledger.tools.docker._backend import DockerEngine
+from mcp_ledger.tools.docker._presentation import (
+    LABELS_NOTE,
+    Cursor,
+    Limit,
+    cut,
+    iso_time,
+    keyset_page,
+    shown_env,
+    shown_labels,
+)
+from mcp_ledger.tools.group import ToolArgs, ToolModel, tool
 
 ImageRef = Field(description="Image reference (name[:tag], name@sha256:…) or image id", min_length=1, max_length=512)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from tools.docker._backend import DockerEngine
-from tools.group import ToolArgs, ToolModel, tool
+from mcp_ledger.tools.docker._backend import DockerEngine
+from mcp_ledger.tools.group import ToolArgs, ToolModel, tool
 
 
 class EngineFacts(ToolModel):

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tools.group import GroupEnvironment, GroupSettings, ToolGroup
+from mcp_ledger.tools.group import GroupEnvironment, GroupSettings, ToolGroup
 
 if TYPE_CHECKING:
-    from tools.github._backend import GitHubBackend
+    from mcp_ledger.tools.github._backend import GitHubBackend
 
 __all__ = ["SETTINGS", "GitHubSettings", "connect", "register"]
 
@@ -37,7 +37,7 @@ SETTINGS = GitHubSettings
 
 
 async def connect(environment: GroupEnvironment[GitHubSettings]) -> GitHubBackend:
-    from tools.github._backend import open_backend
+    from mcp_ledger.tools.github._backend import open_backend
 
     settings = environment.settings
     return await open_backend(
@@ -47,7 +47,7 @@ async def connect(environment: GroupEnvironment[GitHubSettings]) -> GitHubBacken
 
 def register() -> ToolGroup[GitHubBackend]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
-    from tools.github import actions, caches, issues, pulls, runners
+    from mcp_ledger.tools.github import actions, caches, issues, pulls, runners
 
     group = ToolGroup(
         "github",

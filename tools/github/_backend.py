@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
-from provenance import annotate
-from provenance.redaction import redact_text
-from tools._logtail import Grep, LogExcerpt, LogTail
-from tools.group import NotConfigured, UpstreamError
+from mcp_ledger.provenance import annotate
+from mcp_ledger.provenance.redaction import redact_text
+from mcp_ledger.tools._logtail import Grep, LogExcerpt, LogTail
+from mcp_ledger.tools.group import NotConfigured, UpstreamError
 
 if TYPE_CHECKING:
     import httpx

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tools.group import ToolArgs, ToolModel
+from mcp_ledger.tools.group import ToolArgs, ToolModel
 
 __all__ = [
     "CURSOR_PATTERN",

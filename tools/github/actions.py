@@ -8,11 +8,11 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field, field_validator, model_validator
 
-from provenance import annotate
-from tools._logtail import Grep, check_pattern
-from tools.github._backend import GitHubBackend, next_page
-from tools.github._models import CURSOR_PATTERN, UNTRUSTED, PageArgs, RepoArgs, login, page, page_params
-from tools.group import ToolModel, UpstreamError, tool
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools._logtail import Grep, check_pattern
+from mcp_ledger.tools.github._backend import GitHubBackend, next_page
+from mcp_ledger.tools.github._models import CURSOR_PATTERN, UNTRUSTED, PageArgs, RepoArgs, login, page, page_params
+from mcp_ledger.tools.group import ToolModel, UpstreamError, tool
 
 FAILED_CONCLUSIONS = ("failure", "timed_out", "cancelled", "startup_failure")
 # github_job_logs by run reads at most this many pages of 100 jobs (a matrix makes at most 256 per run).

@@ -7,10 +7,10 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field, model_validator
 
-from provenance import annotate
-from tools.github._backend import GitHubBackend, next_page
-from tools.github._models import PageArgs, RepoArgs, page_params
-from tools.group import ToolModel, UpstreamError, tool
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.github._backend import GitHubBackend, next_page
+from mcp_ledger.tools.github._models import PageArgs, RepoArgs, page_params
+from mcp_ledger.tools.group import ToolModel, UpstreamError, tool
 
 # actions/toolkit's cache package counts the repository limit in GiB ("10GB" = 10 * 1024**3 bytes).
 GIB = 1024**3

@@ -7,10 +7,10 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field, model_validator
 
-from provenance import annotate
-from tools.github._backend import GitHubBackend, next_page
-from tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
-from tools.group import ToolModel, tool
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.github._backend import GitHubBackend, next_page
+from mcp_ledger.tools.github._models import UNTRUSTED, PageArgs, RepoArgs, login, page_params
+from mcp_ledger.tools.group import ToolModel, tool
 
 
 class IssueListArgs(PageArgs):

@@ -7,10 +7,10 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from provenance import annotate
-from tools.github._backend import GitHubBackend, next_page
-from tools.github._models import CURSOR_PATTERN, NAME_PATTERN, page
-from tools.group import ToolArgs, ToolModel, tool
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.github._backend import GitHubBackend, next_page
+from mcp_ledger.tools.github._models import CURSOR_PATTERN, NAME_PATTERN, page
+from mcp_ledger.tools.group import ToolArgs, ToolModel, tool
 
 
 class RunnerListArgs(ToolArgs):

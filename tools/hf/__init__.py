@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tools.group import GroupEnvironment, GroupSettings, ToolGroup
+from mcp_ledger.tools.group import GroupEnvironment, GroupSettings, ToolGroup
 
 if TYPE_CHECKING:
-    from tools.hf._backend import Hub
+    from mcp_ledger.tools.hf._backend import Hub
 
 __all__ = ["SETTINGS", "HfSettings", "connect", "register"]
 
@@ -40,14 +40,14 @@ SETTINGS = HfSettings
 
 
 async def connect(environment: GroupEnvironment[HfSettings]) -> Hub:
-    from tools.hf._backend import open_hub
+    from mcp_ledger.tools.hf._backend import open_hub
 
     return await open_hub(environment.settings)
 
 
 def register() -> ToolGroup[Hub]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
-    from tools.hf import files, repos
+    from mcp_ledger.tools.hf import files, repos
 
     group = ToolGroup(
         "hf",

@@ -28,15 +28,15 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import anyio.to_thread
 
-from provenance import annotate
-from provenance.redaction import redact_text
-from tools.group import Abandoned, NotConfigured, UpstreamError, WorkerCall, run_in_worker
+from mcp_ledger.provenance import annotate
+from mcp_ledger.provenance.redaction import redact_text
+from mcp_ledger.tools.group import Abandoned, NotConfigured, UpstreamError, WorkerCall, run_in_worker
 
 if TYPE_CHECKING:
     import httpx2
     from mcp.server.mcpserver import Context
 
-    from tools.hf import HfSettings
+    from mcp_ledger.tools.hf import HfSettings
 
 __all__ = [
     "DEFAULT_ENDPOINT",

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from tools.group import ToolModel
+from mcp_ledger.tools.group import ToolModel
 
 __all__ = [
     "UNTRUSTED",

@@ -9,10 +9,10 @@ from urllib.parse import parse_qsl, urlencode
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from provenance import annotate
-from tools.group import InvalidArguments, ToolArgs, ToolModel, tool
-from tools.hf._backend import Download, FileText, Hub, HubCall, tree_url
-from tools.hf._models import UNTRUSTED, FileRow, RepoId, RepoPath, RepoType, Revision
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.group import InvalidArguments, ToolArgs, ToolModel, tool
+from mcp_ledger.tools.hf._backend import Download, FileText, Hub, HubCall, tree_url
+from mcp_ledger.tools.hf._models import UNTRUSTED, FileRow, RepoId, RepoPath, RepoType, Revision
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _MAX_EMPTY_PAGES = 5  # hub pages read in one call while a prefix filter matches nothing

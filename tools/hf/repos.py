@@ -8,10 +8,10 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from provenance import annotate
-from tools.group import InvalidArguments, ToolArgs, ToolModel, tool
-from tools.hf._backend import Hub, HubCall, HubError
-from tools.hf._models import UNTRUSTED, FileRow, RepoId, Revision, cut, file_rows
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.group import InvalidArguments, ToolArgs, ToolModel, tool
+from mcp_ledger.tools.hf._backend import Hub, HubCall, HubError
+from mcp_ledger.tools.hf._models import UNTRUSTED, FileRow, RepoId, Revision, cut, file_rows
 
 _SORTS = {"downloads": "downloads", "likes": "likes", "trending": "trendingScore", "modified": "lastModified"}
 _CARD_BYTES = 32768

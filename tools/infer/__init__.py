@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tools.group import GroupSettings, ToolGroup
+from mcp_ledger.tools.group import GroupSettings, ToolGroup
 
 if TYPE_CHECKING:
-    from tools.group import TargetClients
-    from tools.infer._backend import Endpoint
+    from mcp_ledger.tools.group import TargetClients
+    from mcp_ledger.tools.infer._backend import Endpoint
 
 __all__ = ["SETTINGS", "InferSettings", "register"]
 
@@ -50,7 +50,7 @@ SETTINGS = InferSettings
 
 
 def register() -> ToolGroup[TargetClients[Endpoint]]:
-    from tools.infer import _backend, chat, embed, models
+    from mcp_ledger.tools.infer import _backend, chat, embed, models
 
     group = ToolGroup(
         "infer",

@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 import httpx
 
-from provenance import annotate
-from provenance.redaction import redact_text
-from tools.group import GroupEnvironment, NotConfigured, TargetClients, UpstreamError, run_in_worker
-from tools.infer import InferSettings
-from tools.infer._local import LOCAL_MODEL, LocalEmbeddings, LocalModel, load_local_model, loaded_local_model
+from mcp_ledger.provenance import annotate
+from mcp_ledger.provenance.redaction import redact_text
+from mcp_ledger.tools.group import GroupEnvironment, NotConfigured, TargetClients, UpstreamError, run_in_worker
+from mcp_ledger.tools.infer import InferSettings
+from mcp_ledger.tools.infer._local import LOCAL_MODEL, LocalEmbeddings, LocalModel, load_local_model, loaded_local_model
 
 __all__ = [
     "HF_ROUTER",

@@ -15,9 +15,9 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from provenance import annotate
-from tools.group import NotConfigured, TargetClients, ToolArgs, ToolModel, UpstreamError, tool
-from tools.infer._backend import LOCAL, Endpoint, EndpointSource, HttpEndpoint
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.group import NotConfigured, TargetClients, ToolArgs, ToolModel, UpstreamError, tool
+from mcp_ledger.tools.infer._backend import LOCAL, Endpoint, EndpointSource, HttpEndpoint
 
 MAX_ANSWER_CHARS = 200_000
 PROGRESS_EVERY = 0.5  # seconds between progress notifications

@@ -10,9 +10,9 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from provenance import annotate
-from tools.group import ToolArgs, ToolModel, UpstreamError, tool
-from tools.infer._backend import Endpoint, HttpEndpoint, LocalEndpoint
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.group import ToolArgs, ToolModel, UpstreamError, tool
+from mcp_ledger.tools.infer._backend import Endpoint, HttpEndpoint, LocalEndpoint
 
 MAX_TEXT = 8000  # characters; the local model reads the first 256 tokens (about 1,000 characters)
 MAX_NUMBERS = 32_768  # of vectors returned in one result (64 local vectors take 24,576)

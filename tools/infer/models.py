@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 from mcp.server.mcpserver import Context
 
-from tools.group import TargetClients, ToolArgs, ToolFailure, ToolModel, tool
-from tools.infer._backend import Endpoint, EndpointSource, HttpEndpoint, LocalEndpoint
+from mcp_ledger.tools.group import TargetClients, ToolArgs, ToolFailure, ToolModel, tool
+from mcp_ledger.tools.infer._backend import Endpoint, EndpointSource, HttpEndpoint, LocalEndpoint
 
 MAX_MODELS = 100  # per endpoint
 

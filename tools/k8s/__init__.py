@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tools.group import GroupSettings, ToolGroup
+from mcp_ledger.tools.group import GroupSettings, ToolGroup
 
 if TYPE_CHECKING:
-    from tools.k8s._backend import K8sClients
+    from mcp_ledger.tools.k8s._backend import K8sClients
 
 __all__ = ["SETTINGS", "K8sSettings", "register"]
 
@@ -45,7 +45,7 @@ SETTINGS = K8sSettings
 
 def register() -> ToolGroup[K8sClients]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
-    from tools.k8s import _backend, pods, resources, workloads
+    from mcp_ledger.tools.k8s import _backend, pods, resources, workloads
 
     group = ToolGroup(
         "k8s",

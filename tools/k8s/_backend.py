@@ -25,11 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from provenance import annotate
-from provenance.redaction import redact_text
-from tools.group import GroupEnvironment, InvalidArguments, NotConfigured, TargetClients, ToolFailure, UpstreamError
-from tools.k8s import K8sSettings
-from tools.k8s._config import ContextInfo, KubeConfig, config_paths, file_stamp, read_config
+from mcp_ledger.provenance import annotate
+from mcp_ledger.provenance.redaction import redact_text
+from mcp_ledger.tools.group import (
+    GroupEnvironment,
+    InvalidArguments,
+    NotConfigured,
+    TargetClients,
+    ToolFailure,
+    UpstreamError,
+)
+from mcp_ledger.tools.k8s import K8sSettings
+from mcp_ledger.tools.k8s._config import ContextInfo, KubeConfig, config_paths, file_stamp, read_config
 
 if TYPE_CHECKING:
     from kubernetes_asyncio.client import ApiClient
@@ -524,7 +531,7 @@ class ContextSource:
             if config.in_cluster:
                 from kubernetes_asyncio.config.incluster_config import load_incluster_config
 
-                from tools.k8s import _config
+                from mcp_ledger.tools.k8s import _config
 
                 load_incluster_config(  # type: ignore[no-untyped-call]
                     client_configuration=configuration,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.redaction import redact_text
-from tools.group import NotConfigured
+from mcp_ledger.provenance.redaction import redact_text
+from mcp_ledger.tools.group import NotConfigured
 
 __all__ = ["IN_CLUSTER", "ContextInfo", "KubeConfig", "config_paths", "file_stamp", "read_config"]
 

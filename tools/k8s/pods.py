@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import AfterValidator, Field, field_validator
 
-from provenance import annotate
-from tools._logtail import Grep, LogTail, check_pattern
-from tools._time import TIME_HELP, time_ns
-from tools.group import InvalidArguments, ToolArgs, ToolModel, tool
-from tools.k8s._args import LabelName, ObjectName, matches
-from tools.k8s._backend import ApiResource, Cluster, annotate_object
-from tools.k8s._present import UNTRUSTED, age
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools._logtail import Grep, LogTail, check_pattern
+from mcp_ledger.tools._time import TIME_HELP, time_ns
+from mcp_ledger.tools.group import InvalidArguments, ToolArgs, ToolModel, tool
+from mcp_ledger.tools.k8s._args import LabelName, ObjectName, matches
+from mcp_ledger.tools.k8s._backend import ApiResource, Cluster, annotate_object
+from mcp_ledger.tools.k8s._present import UNTRUSTED, age
 
 GREP_WINDOW = 10_000  # lines searched when grep is given
 MAX_WINDOW_BYTES = 16 * 1024 * 1024  # the most log text read from the server for one call

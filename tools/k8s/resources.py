@@ -12,11 +12,11 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from provenance import annotate
-from tools.group import InvalidArguments, ToolArgs, ToolFailure, ToolModel, tool
-from tools.k8s._args import NAME_PATTERN, LabelName, ObjectKind, ObjectName
-from tools.k8s._backend import FIELD_MANAGER, ApiResource, Cluster, K8sClients, NotFound, annotate_object
-from tools.k8s._present import bounded_object, row
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.group import InvalidArguments, ToolArgs, ToolFailure, ToolModel, tool
+from mcp_ledger.tools.k8s._args import NAME_PATTERN, LabelName, ObjectKind, ObjectName
+from mcp_ledger.tools.k8s._backend import FIELD_MANAGER, ApiResource, Cluster, K8sClients, NotFound, annotate_object
+from mcp_ledger.tools.k8s._present import bounded_object, row
 
 MAX_MANIFEST = 262_144
 MAX_DOCUMENTS = 50

@@ -8,12 +8,12 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from provenance import annotate
-from tools.group import ToolArgs, ToolFailure, ToolModel, UpstreamError, tool
-from tools.k8s._args import LabelName, ObjectName
-from tools.k8s._backend import ApiResource, Cluster, annotate_object
-from tools.k8s._present import UNTRUSTED, pod_problem, pod_ready, pod_status
-from tools.k8s.pods import EVENTS, Event, shown_event, warning_events
+from mcp_ledger.provenance import annotate
+from mcp_ledger.tools.group import ToolArgs, ToolFailure, ToolModel, UpstreamError, tool
+from mcp_ledger.tools.k8s._args import LabelName, ObjectName
+from mcp_ledger.tools.k8s._backend import ApiResource, Cluster, annotate_object
+from mcp_ledger.tools.k8s._present import UNTRUSTED, pod_problem, pod_ready, pod_status
+from mcp_ledger.tools.k8s.pods import EVENTS, Event, shown_event, warning_events
 
 WORKLOADS: dict[str, ApiResource] = {
     "pod": ApiResource("", "v1", "pods", "Pod", True),

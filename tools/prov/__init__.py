@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tools.group import ToolGroup
+from mcp_ledger.tools.group import ToolGroup
 
 if TYPE_CHECKING:
-    from tools.prov._backend import Ledger
+    from mcp_ledger.tools.prov._backend import Ledger
 
 __all__ = ["register"]
 
 
 def register() -> ToolGroup[Ledger]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
-    from tools.prov import _backend, chains, spans
+    from mcp_ledger.tools.prov import _backend, chains, spans
 
     group = ToolGroup("prov", "The ledger of recorded tool calls: query, inspect, verify", connect=_backend.connect)
     for module in (spans, chains):

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-import provenance
-from tools.group import GroupEnvironment, ToolFailure
+from mcp_ledger import provenance
+from mcp_ledger.tools.group import GroupEnvironment, ToolFailure
 
 T = TypeVar("T")
 

@@ -7,9 +7,9 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-import provenance
-from tools.group import ToolArgs, ToolFailure, ToolModel, tool
-from tools.prov._backend import Ledger
+from mcp_ledger import provenance
+from mcp_ledger.tools.group import ToolArgs, ToolFailure, ToolModel, tool
+from mcp_ledger.tools.prov._backend import Ledger
 
 
 class VerifyArgs(ToolArgs):

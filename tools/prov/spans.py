@@ -7,10 +7,10 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-import provenance
-from tools._time import time_arg
-from tools.group import ToolArgs, ToolFailure, ToolModel, tool
-from tools.prov._backend import Ledger
+from mcp_ledger import provenance
+from mcp_ledger.tools._time import time_arg
+from mcp_ledger.tools.group import ToolArgs, ToolFailure, ToolModel, tool
+from mcp_ledger.tools.prov._backend import Ledger
 
 TimeArg = time_arg("ISO-8601 time (no offset = UTC) or an age such as 15m, 2h, 7d; compared with span start")
 

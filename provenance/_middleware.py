@@ -143,7 +143,7 @@ class _OpenCall(SpanBuilder):
         if tracer is None or not self._start_otel(tracer, meta):
             # Ids need to be unique, not secret: a PRNG seeded from the OS (as OpenTelemetry SDKs do) costs
             # no syscall on the hot path.
-            ids = _ids.randbytes(24).hex()
+            ids = f"{_ids.getrandbits(192):048x}"  # randbytes() is this plus a Python frame and a copy
             self.span_id = ids[:16]
             traceparent = meta.get("traceparent") if meta else None
             if traceparent is None:
@@ -427,7 +427,31 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
                 result = _error_result(refusal)
                 span.fail(RECORD_FAILED, refusal)
             else:
-                result = await self._call_with_timeout(ctx, call_next, span)
+                timeout = self.call_timeout
+                if self._own_timeouts:
+                    timeout = self._own_timeouts.get(span.tool, timeout)
+                task = current_asyncio_task() if timeout is not None else None
+                if task is None or timeout is None:
+                    result = await self._call_without_sweep(ctx, call_next, span, timeout)
+                else:
+                    # The common path, inline (a coroutine less per call): a deadline in the shared sweep.
+                    self._deadlines.start(task, timeout)
+                    try:
+                        raw = await call_next(ctx)
+                    except asyncio.CancelledError:
+                        if not self._deadlines.stop(task):
+                            raise
+                        raw = self._timed_out(span, timeout)
+                    except BaseException:
+                        self._deadlines.stop(task)
+                        raise
+                    else:
+                        if self._deadlines.stop(task):  # the tool swallowed the cancellation; the time was up
+                            raw = self._timed_out(span, timeout)
+                    result = raw if raw is None or isinstance(raw, dict) else _as_dict(raw)
+                    if result is not None and result.get("isError") is True and span.error_type is None:
+                        await _redact_error_text(result)
+                        span.fail(TOOL_ERROR, _first_text(result))
         except MCPError as exc:
             span.fail(str(exc.error.code), exc.error.message)
             raise
@@ -462,27 +486,13 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         result["_meta"] = {**meta, SPAN_ID_META_KEY: span.span_id} if meta else {SPAN_ID_META_KEY: span.span_id}
         return result
 
-    async def _call_with_timeout(
-        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, span: _OpenCall
+    async def _call_without_sweep(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, span: _OpenCall, limit: float | None
     ) -> dict[str, Any] | None:
-        timeout = self._own_timeouts.get(span.tool, self.call_timeout) if self._own_timeouts else self.call_timeout
-        task = current_asyncio_task() if timeout is not None else None
+        """A call without a deadline, or outside an asyncio task (trio): a cancel scope of its own."""
+        timeout = limit
         if timeout is None:
             result = _as_dict(await call_next(ctx))
-        elif task is not None:
-            self._deadlines.start(task, timeout)
-            try:
-                raw = await call_next(ctx)
-                result = raw if raw is None or isinstance(raw, dict) else _as_dict(raw)
-            except asyncio.CancelledError:
-                if not self._deadlines.stop(task):
-                    raise
-                return self._timed_out(span, timeout)
-            except BaseException:
-                self._deadlines.stop(task)
-                raise
-            if self._deadlines.stop(task):  # the tool swallowed the cancellation; the time was up all the same
-                return self._timed_out(span, timeout)
         else:
             with anyio.move_on_after(timeout) as scope:
                 result = _as_dict(await call_next(ctx))

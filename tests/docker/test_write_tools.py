@@ -227,6 +227,8 @@ async def test_annotations_and_gating(engine: Engine, tmp_path: Path) -> None:
                 "docker_container_stats",
                 "docker_image_list",
                 "docker_image_inspect",
+                "docker_volume_list",
+                "docker_network_list",
             ]
         )
         assert all(t.annotations and t.annotations.read_only_hint for t in listed.values())
@@ -246,7 +248,7 @@ async def test_annotations_and_gating(engine: Engine, tmp_path: Path) -> None:
             assert hints["readOnlyHint"] is False and hints["destructiveHint"] is False
         async with _client(destructive) as c:
             everything = {t.name: t for t in (await c.list_tools()).tools if t.name.startswith("docker_")}
-        assert len(everything) == 14
+        assert len(everything) == 16
         for name in ("docker_container_remove", "docker_image_remove"):
             assert effective_hints(everything[name].annotations)["destructiveHint"] is True
     finally:

@@ -41,7 +41,7 @@ SETTINGS = DockerSettings
 
 def register() -> ToolGroup[DockerEngine]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
-    from mcp_ledger.tools.docker import _backend, containers, images, system
+    from mcp_ledger.tools.docker import _backend, containers, images, networks, system, volumes
 
     group = ToolGroup(
         "docker",
@@ -50,6 +50,6 @@ def register() -> ToolGroup[DockerEngine]:
         connect=_backend.connect,
         requires=("aiodocker",),
     )
-    for module in (system, containers, images):
+    for module in (system, containers, images, volumes, networks):
         group.add_module(module)
     return group

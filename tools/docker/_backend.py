@@ -292,6 +292,14 @@ class DockerEngine:
             failure = self._failure(exc, f"image {image!r}")
             raise UpstreamError(f"pulling {image!r} failed: {failure}") from None
 
+    async def list_volumes(self, filters: dict[str, list[str]]) -> dict[str, Any]:
+        params = {"filters": json.dumps(filters)} if filters else None
+        return dict(await self.call(lambda: self.client._query_json("volumes", params=params)))
+
+    async def list_networks(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        params = {"filters": json.dumps(filters)} if filters else None
+        return list(await self.call(lambda: self.client._query_json("networks", params=params)))
+
 
 async def connect(environment: GroupEnvironment[DockerSettings]) -> DockerEngine:
     """Build the client (no request yet): the first tool call finds out whether the engine answers."""

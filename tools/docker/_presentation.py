@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections import defaultdict
+from typing import Any, Literal
 
 from pydantic import Field
 
 from mcp_ledger import provenance
 from mcp_ledger.tools._redact_env import redact_env_values
-from mcp_ledger.tools.group import InvalidArguments
+from mcp_ledger.tools.group import InvalidArguments, ToolModel
 
-__all__ = ["LABELS_NOTE", "Cursor", "Limit", "cut", "iso_time", "keyset_page", "shown_env", "shown_labels"]
+__all__ = [
+    "LABELS_NOTE",
+    "ContainerRef",
+    "Cursor",
+    "Limit",
+    "container_users",
+    "cut",
+    "iso_time",
+    "keyset_page",
+    "list_filters",
+    "shown_env",
+    "shown_labels",
+]
 LABELS_NOTE = "Secret-like values redacted; at most 64, values over 1024 characters cut (ending in …)"
 Limit = Field(default=50, ge=1, le=200, description="Page size")
 Cursor = Field(default=None, max_length=256, description="next_cursor from the previous page")
@@ -50,3 +63,44 @@ def keyset_page(items: list[Any], key: str, limit: int, cursor: str | None) -> t
     page = items[start : start + limit]
     more = start + limit < len(items)
     return page, (page[-1][key] if more and page else None)
+
+
+class ContainerRef(ToolModel):
+    id: str
+    name: str
+
+
+def list_filters(name: str | None, label: list[str], driver: str | None, dangling: bool | None) -> dict[str, list[str]]:
+    """The engine's list filters for these arguments (volumes and networks take the same four)."""
+    filters: dict[str, list[str]] = {}
+    if name:
+        filters["name"] = [name]
+    if label:
+        filters["label"] = list(label)
+    if driver:
+        filters["driver"] = [driver]
+    if dangling is not None:
+        filters["dangling"] = ["true" if dangling else "false"]
+    return filters
+
+
+def _ref(container: dict[str, Any]) -> ContainerRef:
+    names = container.get("Names") or [""]
+    return ContainerRef(id=str(container.get("Id", "")), name=str(names[0]).lstrip("/"))
+
+
+def container_users(
+    containers: list[dict[str, Any]], of: Literal["volume", "network"]
+) -> dict[str, list[ContainerRef]]:
+    """Volume name or network name -> the containers using it, by container name.
+
+    A network by name: a container that is not running has no NetworkID for the networks it is on."""
+    users: dict[str, list[ContainerRef]] = defaultdict(list)
+    for container in sorted(containers, key=lambda c: str((c.get("Names") or [""])[0])):
+        if of == "volume":
+            keys = {str(m.get("Name")) for m in container.get("Mounts") or [] if m.get("Type") == "volume"}
+        else:
+            keys = {str(name) for name in ((container.get("NetworkSettings") or {}).get("Networks") or {})}
+        for key in keys:
+            users[key].append(_ref(container))
+    return users

@@ -2,7 +2,7 @@
 
 Tool groups import :func:`annotate`. The server records with :class:`SpanStore` and
 :class:`ProvenanceMiddleware` and reads with :class:`Ledger`, the one reader of a ledger directory
-(query, span, trace, stats, tail, verify, signed checkpoints, inclusion proofs) behind the CLI, the MCP
+(query, span, trace, stats, tail, verify, signed checkpoints, inclusion proofs, export) behind the CLI, the MCP
 resources and the prov tools. A :class:`CheckpointWriter` signs the store's chain with a key from
 :mod:`provenance.keys`; :func:`verify_proof` checks an inclusion proof offline. Tools redact what they
 show with :mod:`provenance.redaction`.
@@ -11,6 +11,7 @@ show with :mod:`provenance.redaction`.
 from mcp_ledger.provenance import keys, redaction
 from mcp_ledger.provenance._annotate import annotate
 from mcp_ledger.provenance._checkpoint import CheckpointWriter
+from mcp_ledger.provenance._export import ExportError
 from mcp_ledger.provenance._middleware import SPAN_ID_META_KEY, ProvenanceMiddleware, ToolFacts
 from mcp_ledger.provenance._proof import ProofError, verify_proof
 from mcp_ledger.provenance._query import QueryError
@@ -21,6 +22,7 @@ from mcp_ledger.provenance._store import RecordError, SpanStore
 __all__ = [
     "SPAN_ID_META_KEY",
     "CheckpointWriter",
+    "ExportError",
     "Ledger",
     "ProofError",
     "ProvenanceMiddleware",

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mcp_ledger.provenance._checkpoint import CHECKPOINT_LOG, CheckpointReport, check_checkpoints, read_checkpoint_log
+from mcp_ledger.provenance._export import ExportFormat, ExportReport, export_spans
 from mcp_ledger.provenance._index import open_index, rebuild_index
 from mcp_ledger.provenance._keys import PublicKey
 from mcp_ledger.provenance._proof import prove_span
@@ -151,6 +152,39 @@ class Ledger:
         if rebuild:
             return rebuild_index(self.directory)
         return open_index(self.directory).catch_up()
+
+    def export(
+        self,
+        out: Path | str | None,
+        *,
+        fmt: ExportFormat = "parquet",
+        stdout: IO[bytes] | None = None,
+        tool: str | None = None,
+        group: str | None = None,
+        status: str | None = None,
+        session: str | None = None,
+        trace: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        principal: str | None = None,
+    ) -> ExportReport:
+        """Write the matching spans into the new or empty directory ``out``: Parquet files partitioned by day,
+        or the spans' JSON lines as they are in the ledger (``out=None``: the lines go to ``stdout``).
+
+        Reads the segments straight, in bounded chunks (memory stays flat on any ledger size); a bad
+        filter is a ``QueryError``, anything else that stops the export an ``ExportError``.
+        """
+        span_filter = SpanFilter.from_params(
+            tool=tool,
+            group=group,
+            status=status,
+            session=session,
+            trace=trace,
+            since=since,
+            until=until,
+            principal=principal,
+        )
+        return export_spans(self.directory, Path(out) if out is not None else None, span_filter, fmt=fmt, stdout=stdout)
 
     def scan(self) -> Iterator[dict[str, Any]]:
         """Every span record of every chain, read straight from the segments (no index)."""

@@ -31,6 +31,7 @@ model inference) that records every tool call as a span in a hash-chained ledger
   mcp-ledger key show              print the public key that checks the signed checkpoints
   mcp-ledger prove SPAN_ID         an inclusion proof of a span that anyone can check offline
   mcp-ledger index --rebuild       recreate the query index from the ledger files
+  mcp-ledger export --out DIR      the spans as Parquet files by day (or --format jsonl) for a data lake
   mcp-ledger demo                  a real client session against the server, then its ledger
 
 The ledger lives in $MCP_LEDGER_DIR (default ~/.local/state/mcp-ledger); every command takes
@@ -417,6 +418,45 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    ledger = _existing_ledger(args)
+    if ledger is None:
+        return 2
+    if args.endpoint:
+        print(f"mcp-ledger export: --endpoint is for --format otlp, not --format {args.format}", file=sys.stderr)
+        return 2
+    if not args.out:
+        print("mcp-ledger export: --out DIR is required (a new or empty directory)", file=sys.stderr)
+        return 2
+    to_stdout = args.out == "-"
+    if to_stdout and args.format != "jsonl":
+        print(f"mcp-ledger export: --format {args.format} writes files: give --out DIR", file=sys.stderr)
+        return 2
+    try:
+        report = ledger.export(
+            None if to_stdout else args.out,
+            fmt=args.format,
+            stdout=sys.stdout.buffer if to_stdout else None,
+            **_filters(args),
+        )
+    except (provenance.QueryError, provenance.ExportError) as exc:
+        print(f"mcp-ledger export: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mcp-ledger export: interrupted; nothing of this run was kept", file=sys.stderr)
+        return 130
+    if args.json and not to_stdout:
+        _print_json(report.as_dict())
+        return 0
+    where = "stdout" if to_stdout else f"{len(report.files)} file(s) under {report.out}"
+    print(
+        f"exported {report.spans} of {report.scanned} spans ({report.bytes / 1e6:.1f} MB) to {where}"
+        f" in {report.seconds:.1f} s",
+        file=sys.stderr if to_stdout else sys.stdout,
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mcp_ledger.server.demo import run_demo
 
@@ -549,6 +589,24 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     index = reader("index", "bring the SQLite sidecar index up to date, or --rebuild it from the segments")
     index.add_argument("--rebuild", action="store_true", help="delete and recreate the index")
     index.set_defaults(func=cmd_index)
+
+    export = reader("export", "write the recorded calls for a data lake: Parquet files by day, or JSON lines")
+    _add_query_filters(export)
+    export.add_argument(
+        "--format",
+        choices=["parquet", "jsonl"],
+        default="parquet",
+        help="parquet (needs pip install 'mcp-ledger[lake]'; the README documents its columns) or jsonl "
+        "(each span's line as it is in the ledger); default parquet",
+    )
+    export.add_argument(
+        "--out",
+        metavar="DIR",
+        help="a new or empty directory: day=YYYY-MM-DD/part-*.{parquet,jsonl}; with --format jsonl, - is stdout",
+    )
+    export.add_argument("--endpoint", metavar="URL", help="where --format otlp sends the spans")
+    export.add_argument("--json", action="store_true", help="print the run's manifest (files, counts) as JSON")
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="run a real client session against the server and show its ledger")
     demo.add_argument("--ledger-dir", help="ledger directory (default: a new temporary one)")

@@ -15,6 +15,7 @@ import anyio
 from mcp.server import MCPServer
 
 from mcp_ledger import provenance
+from mcp_ledger.provenance import otlp
 from mcp_ledger.server import VERSION, resources
 from mcp_ledger.server.auth import CallerGate, caller_span_attributes, local_principal, tool_class
 from mcp_ledger.server.auth._caller import AUTH_METHOD
@@ -47,9 +48,14 @@ class LedgerApp:
     ledger_dir: Path
     middleware: provenance.ProvenanceMiddleware
     runtimes: list[GroupRuntime] = field(default_factory=list)
+    otlp_export: otlp.LiveExport | None = None  # --otlp-endpoint: the live OTLP export
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            self.store.close()
+        finally:
+            if self.otlp_export is not None:
+                self.otlp_export.close()
 
 
 def create_app(
@@ -146,7 +152,31 @@ def create_app(
         server.middleware.append(CallerGate(classes))
     configure_logging(settings.log_level)
     resources.register(server, ledger_dir)
-    return LedgerApp(server, store, ledger_dir, middleware, list(runtimes.values()))
+    export = _otlp_export(settings, ledger_dir, store.chain) if provenance_enabled else None
+    return LedgerApp(server, store, ledger_dir, middleware, list(runtimes.values()), export)
+
+
+def _otlp_export(settings: ServerSettings, ledger_dir: Path, chain: str) -> otlp.LiveExport | None:
+    """The live OTLP export that --otlp-endpoint or the OTEL_EXPORTER_OTLP_* variables ask for, or None.
+
+    Without the ``otlp`` extra, the flag (or its MCP_LEDGER_ twin) stops the start; an OTEL_* variable
+    alone, which may be meant for other programs, only warns."""
+    try:
+        found = otlp.traces_endpoint(settings.otlp_endpoint)
+    except otlp.OtlpError as exc:
+        raise SettingsError(str(exc)) from None
+    if found is None:
+        return None
+    endpoint, source = found
+    try:
+        export = otlp.start(endpoint, ledger_dir=ledger_dir, chain=chain, service_version=VERSION)
+    except otlp.OtlpError as exc:
+        if source == "--otlp-endpoint":
+            raise SettingsError(f"--otlp-endpoint: {exc}") from None
+        logger.warning("%s is set but spans are not exported: %s", source, exc)
+        return None
+    logger.info("exporting every tool call's span to %s (OTLP/HTTP)", otlp.display_endpoint(endpoint))
+    return export
 
 
 def _principal(network_transport: str | None, authenticated: bool) -> dict[str, Any] | None:

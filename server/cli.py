@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from typing import Any, TypedDict
 import orjson
 
 from mcp_ledger import provenance
+from mcp_ledger.provenance import otlp
 from mcp_ledger.server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
 
 __all__ = ["main"]
@@ -32,6 +34,7 @@ model inference) that records every tool call as a span in a hash-chained ledger
   mcp-ledger prove SPAN_ID         an inclusion proof of a span that anyone can check offline
   mcp-ledger index --rebuild       recreate the query index from the ledger files
   mcp-ledger export --out DIR      the spans as Parquet files by day (or --format jsonl) for a data lake
+  mcp-ledger export --format otlp --endpoint URL   send recorded calls to an OpenTelemetry collector
   mcp-ledger demo                  a real client session against the server, then its ledger
 
 The ledger lives in $MCP_LEDGER_DIR (default ~/.local/state/mcp-ledger); every command takes
@@ -241,7 +244,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except provenance.QueryError as exc:
         print(f"mcp-ledger stats: {exc}", file=sys.stderr)
         return 2
+    export = otlp.export_status(_ledger(args).directory)
     if args.json:
+        if export is not None:
+            stats["otlp_export"] = export
         _print_json(stats)
         return 0
     rows = [
@@ -259,6 +265,24 @@ def cmd_stats(args: argparse.Namespace) -> int:
     ]
     print(_table(rows, ["TOOL", "GROUP", "CALLS", "ERRORS", "ERROR %", "P50 MS", "P95 MS", "P99 MS"]))
     print(f"\n{stats['count']} calls, {stats['errors']} errors")
+    if export is not None:
+        print(
+            f"\nOTLP export, per server since it started ({export['dropped'] + export['failed']} spans not exported):"
+        )
+        rows = [
+            [
+                w.get("chain"),
+                w.get("endpoint"),
+                "stopped" if w.get("closed") else "running",
+                w.get("exported"),
+                w.get("dropped"),
+                w.get("failed"),
+                w.get("pending"),
+                w.get("updated"),
+            ]
+            for w in export["servers"]
+        ]
+        print(_table(rows, ["SERVER", "ENDPOINT", "STATE", "EXPORTED", "DROPPED", "FAILED", "PENDING", "UPDATED"]))
     return 0
 
 
@@ -418,10 +442,67 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_otlp(args: argparse.Namespace, ledger: provenance.Ledger) -> int:
+    """--format otlp: backfill a collector from the ledger (provenance.otlp.backfill)."""
+    from mcp_ledger.server import VERSION
+    from mcp_ledger.server.logs import configure_logging
+
+    if not 1 <= args.batch_size <= 10_000:
+        print("mcp-ledger export: --batch-size: expected 1 to 10000", file=sys.stderr)
+        return 2
+    if args.out:
+        print("mcp-ledger export: --out is for file formats; --format otlp sends to --endpoint", file=sys.stderr)
+        return 2
+    try:
+        found = otlp.traces_endpoint(args.endpoint or os.environ.get("MCP_LEDGER_OTLP_ENDPOINT"))
+    except otlp.OtlpError as exc:
+        print(f"mcp-ledger export: {str(exc).replace('--otlp-endpoint', '--endpoint')}", file=sys.stderr)
+        return 2
+    if found is None:
+        print(
+            "mcp-ledger export: --format otlp needs --endpoint URL (an OTLP/HTTP receiver such as "
+            "http://127.0.0.1:4318), or OTEL_EXPORTER_OTLP_ENDPOINT",
+            file=sys.stderr,
+        )
+        return 2
+    endpoint = found[0]
+    configure_logging("WARNING")  # the exporter's own errors, redacted, on stderr
+    try:
+        report = otlp.backfill(
+            ledger.directory,
+            endpoint,
+            service_version=VERSION,
+            batch_size=args.batch_size,
+            **_filters(args),
+        )
+    except (provenance.QueryError, otlp.OtlpError) as exc:
+        print(f"mcp-ledger export: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mcp-ledger export: interrupted; the batches sent so far stay sent", file=sys.stderr)
+        return 130
+    rate = report.spans / report.seconds if report.seconds > 0 else 0.0
+    where = otlp.display_endpoint(endpoint)
+    if args.json:
+        _print_json({"endpoint": where, **dataclasses.asdict(report), "ok": report.ok})
+    else:
+        took = f"{report.seconds:.2f} s, {rate:,.0f}/s"
+        print(f"exported {report.spans} spans in {report.batches} batches to {where} ({took})")
+    if not report.ok:
+        print(
+            f"mcp-ledger export: the receiver did not take batch {report.failed_batch}; nothing after it was sent",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     ledger = _existing_ledger(args)
     if ledger is None:
         return 2
+    if args.format == "otlp":
+        return _export_otlp(args, ledger)
     if args.endpoint:
         print(f"mcp-ledger export: --endpoint is for --format otlp, not --format {args.format}", file=sys.stderr)
         return 2
@@ -594,17 +675,24 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _add_query_filters(export)
     export.add_argument(
         "--format",
-        choices=["parquet", "jsonl"],
+        choices=["parquet", "jsonl", "otlp"],
         default="parquet",
-        help="parquet (needs pip install 'mcp-ledger[lake]'; the README documents its columns) or jsonl "
-        "(each span's line as it is in the ledger); default parquet",
+        help="parquet (needs pip install 'mcp-ledger[lake]'; the README documents its columns), jsonl "
+        "(each span's line as it is in the ledger), or otlp (to --endpoint; needs mcp-ledger[otlp]); default parquet",
     )
     export.add_argument(
         "--out",
         metavar="DIR",
         help="a new or empty directory: day=YYYY-MM-DD/part-*.{parquet,jsonl}; with --format jsonl, - is stdout",
     )
-    export.add_argument("--endpoint", metavar="URL", help="where --format otlp sends the spans")
+    export.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="--format otlp: the OTLP/HTTP receiver (http://host:4318; /v1/traces is added) "
+        "[env MCP_LEDGER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT; "
+        "headers from OTEL_EXPORTER_OTLP_HEADERS]",
+    )
+    export.add_argument("--batch-size", type=int, default=512, help="--format otlp: spans per request (default 512)")
     export.add_argument("--json", action="store_true", help="print the run's manifest (files, counts) as JSON")
     export.set_defaults(func=cmd_export)
 

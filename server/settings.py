@@ -124,6 +124,12 @@ class ServerSettings(BaseModel):
         default=False,
         description="list each tool's output schema (for clients that validate structured results; about 27 KB more)",
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="send every tool call's span to this OTLP/HTTP receiver (http://host:4318; /v1/traces is "
+        "added); else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT; headers from "
+        "OTEL_EXPORTER_OTLP_HEADERS (needs mcp-ledger[otlp])",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", description="stderr log level")
 
 

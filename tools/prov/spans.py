@@ -8,6 +8,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_ledger import provenance
+from mcp_ledger.provenance import otlp
 from mcp_ledger.tools._time import time_arg
 from mcp_ledger.tools.group import ToolArgs, ToolFailure, ToolModel, tool
 from mcp_ledger.tools.prov._backend import Ledger
@@ -75,6 +76,11 @@ class Stats(ToolModel):
         description="Per tool: count, errors, error_rate, mean_ms, p50_ms, p95_ms, p99_ms"
     )
     groups: list[dict[str, Any]] = Field(description="The same per tool group")
+    otlp_export: dict[str, Any] | None = Field(
+        default=None,
+        description="OTLP export (--otlp-endpoint): spans exported, dropped (queue full), failed (collector did not "
+        "take them) and pending, in total and per server since it started (this server's live); null if none exported",
+    )
 
 
 @tool(read_only=True, idempotent=True, open_world=False)
@@ -125,4 +131,5 @@ async def prov_trace(args: TraceArgs, ledger: Ledger, ctx: Context) -> Trace:
 @tool(read_only=True, idempotent=True, open_world=False)
 async def prov_stats(args: StatsArgs, ledger: Ledger, ctx: Context) -> Stats:
     """Per-tool and per-group call counts, error rates and p50/p95/p99 durations over a time range."""
-    return Stats(**await ledger.read(lambda reader: reader.stats(since=args.since, until=args.until)))
+    stats = await ledger.read(lambda reader: reader.stats(since=args.since, until=args.until))
+    return Stats(**stats, otlp_export=await ledger.read(lambda reader: otlp.export_status(reader.directory)))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
 
+from mcp_ledger import provenance
 from mcp_ledger.server import cli
 from tests.conftest import GH, make_app
 from tests.harness import connected, spans
@@ -82,3 +85,19 @@ def test_what_the_export_needs_is_asked_for(tmp_path: Path, capsys: pytest.Captu
     assert "since" in capsys.readouterr().err
     assert export(tmp_path / "ledger", "--endpoint", "http://c:4318", "--out", str(tmp_path)) == 2
     assert "--out is for file formats" in capsys.readouterr().err
+
+
+async def test_json_reports_the_run_and_a_missing_extra_says_what_to_install(
+    ledger_dir: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await record_calls(ledger_dir)
+    [one] = spans(ledger_dir, "fake_fail")
+    assert export(ledger_dir, "--endpoint", receiver.url, "--trace", one["trace_id"], "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["spans"], report["batches"], report["ok"]) == (1, 1, True)
+    assert report["endpoint"] == f"{receiver.url}/v1/traces"
+    assert set(receiver.by_span_id()) == {one["span_id"]}
+    monkeypatch.setitem(sys.modules, "mcp_ledger.provenance._otlp", None)
+    monkeypatch.delattr(provenance, "_otlp", raising=False)
+    assert export(ledger_dir, "--endpoint", receiver.url) == 2
+    assert "pip install 'mcp-ledger[otlp]'" in capsys.readouterr().err

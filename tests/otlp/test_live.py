@@ -270,3 +270,21 @@ async def test_client_spans_of_the_session_do_not_break_the_export(ledger_dir: P
     app.close()
     [record] = spans(ledger_dir)
     assert record["span_id"] in receiver.by_span_id()
+
+
+async def test_a_tracer_provider_installed_before_is_joined_not_replaced(ledger_dir: Path, receiver: Receiver) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    theirs = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(theirs))
+    otel_trace.set_tracer_provider(provider)  # as opentelemetry-instrument does before the server starts
+    app = make_app(ledger_dir, otlp_endpoint=receiver.url)
+    assert otel_trace.get_tracer_provider() is provider
+    async with connected(app) as client:
+        await call_ok(client, "fake_echo", {})
+    [record] = spans(ledger_dir)
+    assert record["span_id"] in receiver.by_span_id()
+    assert record["span_id"] in {f"{s.context.span_id:016x}" for s in theirs.get_finished_spans() if s.context}

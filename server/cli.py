@@ -84,6 +84,47 @@ def _exit_on_sigterm(app: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _workers_problem(settings: ServerSettings) -> str | None:
+    """Why ``--workers`` cannot apply to these settings (None: it can)."""
+    if settings.transport != "http":
+        return f"--workers {settings.workers} applies to --transport http; a stdio server serves one client"
+    if "stateless" in settings.model_fields_set and not settings.stateless:
+        return (
+            f"--workers {settings.workers} serves stateless HTTP only (a session lives in one worker and "
+            "cannot follow its client to another); drop --no-stateless (MCP_LEDGER_STATELESS) or use --workers 1"
+        )
+    return None
+
+
+def _supervise(settings: ServerSettings, args: argparse.Namespace) -> int:
+    """``--workers N``: check what every worker would refuse, bind the port, and run N workers on it."""
+    from mcp_ledger.server import workers
+    from mcp_ledger.server.auth import UNAUTHENTICATED_WARNING, http_auth, is_loopback
+
+    try:
+        auth = http_auth(settings)
+    except SettingsError as exc:
+        print(f"mcp-ledger serve: {exc}", file=sys.stderr)
+        return 2
+    if auth is None and settings.allow_unauthenticated and not is_loopback(settings.host):
+        print(UNAUTHENTICATED_WARNING.format(host=settings.host, port=settings.port), file=sys.stderr)
+    try:
+        sockets = workers.bind(settings.host, settings.port, settings.workers)
+    except workers.WorkerError as exc:
+        print(f"mcp-ledger serve: {exc}", file=sys.stderr)
+        return 1
+    command = [sys.executable, "-m", "mcp_ledger.server", *args.argv]
+    try:
+        return workers.supervise(command, settings.workers, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mcp_ledger.server.app import create_app
     from mcp_ledger.server.gating import GatingError
@@ -95,6 +136,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"mcp-ledger serve: {exc}", file=sys.stderr)
         return 2
     stdio = settings.transport == "stdio"
+    from mcp_ledger.server import workers
+
+    inherited = None if stdio else workers.inherited_socket()
+    if settings.workers > 1 or inherited is not None:
+        problem = _workers_problem(settings)
+        if problem:
+            print(f"mcp-ledger serve: {problem}", file=sys.stderr)
+            return 2
+        settings = settings.model_copy(update={"stateless": True})
+        if inherited is None:
+            return _supervise(settings, args)
     auth = None
     try:
         if stdio:
@@ -107,7 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if auth is None and settings.allow_unauthenticated:
                 from mcp_ledger.server.auth import UNAUTHENTICATED_WARNING, is_loopback
 
-                if not is_loopback(settings.host):
+                if not is_loopback(settings.host) and inherited is None:  # the supervisor said it once
                     print(UNAUTHENTICATED_WARNING.format(host=settings.host, port=settings.port), file=sys.stderr)
         app = create_app(
             settings,
@@ -128,16 +180,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _exit_on_sigterm(app)
             anyio.run(serve_stdio, app)
         else:
-            # uvicorn turns SIGTERM and SIGINT into a graceful shutdown; the ledger is closed below.
+            # uvicorn turns SIGTERM and SIGINT into a graceful shutdown, then raises the signal again with
+            # the handler it found: SIGTERM's then ends up here, as SIGINT's does, and the ledger is closed
+            # below (with the default handler the process died before closing its chain).
             import uvicorn
 
             from mcp_ledger.server.transport import http_app
 
+            signal.signal(signal.SIGTERM, _interrupt)
             served = http_app(app, host=settings.host, stateless=settings.stateless, auth=auth)
-            config = uvicorn.Config(
-                served, host=settings.host, port=settings.port, log_config=None, log_level=settings.log_level.lower()
-            )
-            uvicorn.Server(config).run()
+            level = settings.log_level.lower()
+            if inherited is not None:
+                workers.run_worker(served, inherited, log_level=level)
+            else:
+                config = uvicorn.Config(
+                    served, host=settings.host, port=settings.port, log_config=None, log_level=level
+                )
+                uvicorn.Server(config).run()
     except KeyboardInterrupt:
         pass
     finally:
@@ -706,6 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    args.argv = list(argv)  # what the workers of `serve --workers N` are started with
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -55,6 +55,13 @@ class ServerSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="HTTP bind address")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port")
     stateless: bool = Field(default=False, description="stateless streamable HTTP (for load balancers)")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="HTTP worker processes sharing --port, each writing its own chain; more than 1 serves "
+        "stateless HTTP only (a session cannot follow a client from one worker to another)",
+    )
     auth: Literal["none", "bearer", "oauth"] = Field(
         default="none",
         description="HTTP authentication: bearer (--auth-tokens-file) or oauth (an OAuth 2.1 resource server); "

@@ -56,6 +56,7 @@ __all__ = [
 SOCKET_FD_ENV = "MCP_LEDGER_WORKER_SOCKET_FD"
 READY_FD_ENV = "MCP_LEDGER_WORKER_READY_FD"
 INDEX_ENV = "MCP_LEDGER_WORKER_INDEX"
+SUPERVISOR_ENV = "MCP_LEDGER_WORKER_SUPERVISOR"
 
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
@@ -162,6 +163,7 @@ class _Supervisor:
             SOCKET_FD_ENV: str(sock.fileno()),
             READY_FD_ENV: str(write_end),
             INDEX_ENV: str(worker.index),
+            SUPERVISOR_ENV: str(os.getpid()),
         }
         try:
             worker.proc = subprocess.Popen(self.command, env=env, pass_fds=(sock.fileno(), write_end), process_group=0)
@@ -325,7 +327,8 @@ def _notify_ready() -> None:
 
 def _watch_supervisor() -> None:
     """Stop (as SIGTERM would) once the supervisor is gone: a SIGKILLed supervisor leaves no workers."""
-    parent = os.getppid()
+    supervisor = os.environ.pop(SUPERVISOR_ENV, None)
+    parent = int(supervisor) if supervisor else os.getppid()  # it may be gone already
 
     def watch() -> None:
         while os.getppid() == parent:

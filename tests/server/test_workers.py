@@ -317,3 +317,35 @@ def test_a_worker_that_keeps_dying_is_restarted_a_bounded_number_of_times(monkey
     assert len(restarts) >= workers.MAX_RESTARTS
     assert said[-1].endswith(f"its {workers.MAX_RESTARTS + 1}th exit within 60 s; giving up")
     assert "exited with status 3" in said[-1]
+
+
+def test_workers_stop_by_themselves_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    with serve(tmp_path, 2, "--toolsets", "prov") as served:
+        pids = served.workers()
+        served.proc.kill()
+        served.proc.wait(timeout=20)
+        wait_until(lambda: not any(alive(pid) for pid in pids), 30, "the orphaned workers to stop")
+
+
+def start(args: list[str], ledger: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, env={**os.environ, "MCP_LEDGER_DIR": str(ledger)})
+
+
+async def test_one_http_server_stops_with_status_0_on_sigterm_and_closes_its_chain(tmp_path: Path) -> None:
+    port = free_port()
+    ledger = tmp_path / "ledger"
+    args = [sys.executable, "-m", "mcp_ledger.server", "serve", "--transport", "http", "--port", str(port)]
+    proc = start([*args, "--stateless", "--toolsets", "prov"], ledger)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while not await one_call(http, f"http://127.0.0.1:{port}/mcp", "only"):  # until it serves
+                assert time.monotonic() < deadline and proc.poll() is None
+                await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0  # was -15: uvicorn raised SIGTERM again with the default handler
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (segment,) = ledger.glob("*-p*.jsonl")
+    assert not segment.read_bytes().endswith(b"\0")  # closed: cut to its last line, no reserved zero tail

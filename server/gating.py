@@ -1,12 +1,15 @@
 """Which tools a server offers: toolsets, single tools, exclusions, then read-only and destructive
-filters — all derived from each tool's annotations, never from a hand-kept list."""
+filters — all derived from each tool's annotations, never from a hand-kept list.
+
+An opt-in tool (``@tool(opt_in=True)``) is offered only when ``--tools`` names it, even when its toolset
+is on; the read-only and destructive filters still apply to it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-__all__ = ["ALWAYS_ON", "GatingError", "select_tools"]
+__all__ = ["ALWAYS_ON", "GatingError", "opt_in_tools", "select_tools"]
 
 
 class _Tool(Protocol):
@@ -18,6 +21,8 @@ class _Tool(Protocol):
     def destructive(self) -> bool: ...
     @property
     def exports_credentials(self) -> bool: ...
+    @property
+    def opt_in(self) -> bool: ...
 
 
 ToolT = TypeVar("ToolT", bound=_Tool)
@@ -61,7 +66,7 @@ def select_tools(
     selected = []
     for group in groups:
         for spec in group.tools:
-            wanted = group.name in enabled_groups or spec.name in tools
+            wanted = spec.name in tools or (group.name in enabled_groups and not spec.opt_in)
             if not wanted or spec.name in exclude_tools:
                 continue
             if read_only and (not spec.read_only or spec.exports_credentials):
@@ -70,3 +75,8 @@ def select_tools(
                 continue
             selected.append(spec)
     return selected
+
+
+def opt_in_tools(groups: Sequence[_Group[ToolT]]) -> list[str]:
+    """The names of the opt-in tools: ``--tools`` with these offers every tool (regenerate, the tests)."""
+    return [spec.name for group in groups for spec in group.tools if spec.opt_in]

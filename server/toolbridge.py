@@ -69,6 +69,7 @@ class ToolEntry:
     open_world: bool
     exports_credentials: bool
     timeout: float | None
+    opt_in: bool
     input_schema: dict[str, Any]
     output_schema: dict[str, Any] | None
 
@@ -105,6 +106,7 @@ class ToolEntry:
             open_world=hints.open_world,
             exports_credentials=hints.exports_credentials,
             timeout=hints.timeout,
+            opt_in=hints.opt_in,
             input_schema=compact_schema(input_schema),
             output_schema=None if output_schema is None else compact_schema(output_schema),
         )

@@ -24,8 +24,9 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_ledger import provenance
 from mcp_ledger.server.app import LedgerApp, create_app
+from mcp_ledger.server.gating import opt_in_tools
 from mcp_ledger.server.settings import ServerSettings
-from mcp_ledger.tools import group_headers
+from mcp_ledger.tools import group_headers, load_groups
 from mcp_ledger.tools.docker import DockerSettings
 from mcp_ledger.tools.github import GitHubSettings
 from mcp_ledger.tools.hf import HfSettings
@@ -139,7 +140,10 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerApp]:
     )
     groups["k8s"] = K8sSettings(kubeconfig=str(kubeconfig), timeout=5)
     groups["hf"] = HfSettings(endpoint="http://127.0.0.1:9", timeout=5)  # the hub on a closed loopback port
-    ledger_app = create_app(ServerSettings(ledger_dir=root / "ledger", allow_destructive=True, call_timeout=30), groups)
+    every = ServerSettings(
+        ledger_dir=root / "ledger", allow_destructive=True, call_timeout=30, tools=opt_in_tools(load_groups())
+    )
+    ledger_app = create_app(every, groups)
     try:
         yield ledger_app
     finally:

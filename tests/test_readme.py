@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mcp_ledger.server.gating import select_tools
+from mcp_ledger.server.gating import opt_in_tools, select_tools
 from mcp_ledger.server.settings import ServerSettings
 from mcp_ledger.tools import load_groups
 
@@ -27,7 +27,8 @@ def test_every_flag_is_in_the_configuration_table() -> None:
 
 
 def test_every_tool_is_listed() -> None:
-    tools = select_tools(load_groups(), allow_destructive=True)
+    groups = load_groups()
+    tools = select_tools(groups, allow_destructive=True, tools=opt_in_tools(groups))
     missing = [spec.name for spec in tools if f"`{spec.name}`" not in README]
     assert not missing, f"README tool list lacks {missing}"
 

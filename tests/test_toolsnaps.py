@@ -14,6 +14,7 @@ import pytest
 from mcp import Client
 
 from mcp_ledger.server.app import create_app
+from mcp_ledger.server.gating import opt_in_tools
 from mcp_ledger.server.settings import ServerSettings
 from mcp_ledger.tools import load_groups
 from mcp_ledger.tools.regenerate import COMMAND, SNAPSHOTS, listed_tools, regenerate
@@ -42,7 +43,10 @@ async def test_a_server_lists_exactly_the_snapshots(
 ) -> None:
     """By default without output schemas (structured results are still returned); with
     --output-schemas, every snapshot as it is."""
-    app = create_app(ServerSettings(ledger_dir=tmp_path, allow_destructive=True, output_schemas=output_schemas))
+    every = ServerSettings(
+        ledger_dir=tmp_path, allow_destructive=True, output_schemas=output_schemas, tools=opt_in_tools(load_groups())
+    )
+    app = create_app(every)
     try:
         async with Client(app.server, mode=mode) as client:
             tools = (await client.list_tools()).tools
@@ -60,7 +64,7 @@ async def test_a_server_lists_exactly_the_snapshots(
 async def test_annotations_say_what_each_tool_does_with_mcp_defaults_left_out(tmp_path: Path) -> None:
     """Hints equal to MCP's defaults are left out; read as a client reads them, each tool's are its own."""
     groups = load_groups()
-    app = create_app(ServerSettings(ledger_dir=tmp_path, allow_destructive=True))
+    app = create_app(ServerSettings(ledger_dir=tmp_path, allow_destructive=True, tools=opt_in_tools(groups)))
     try:
         async with Client(app.server) as client:
             listed = {tool.name: tool.annotations for tool in (await client.list_tools()).tools}

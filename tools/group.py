@@ -159,6 +159,9 @@ class ToolHints:
     timeout: float | None = None
     # The tool takes this target parameter; it receives that target's client instead of the backend.
     target: TargetKind | None = None
+    # Listed and callable only when named with --tools, even when its toolset is on: rarely used tools
+    # stay out of every session's tools/list (the schema budget) until an operator asks for them.
+    opt_in: bool = False
 
 
 _HINTS_ATTRIBUTE = "__mcp_ledger_tool__"
@@ -174,6 +177,7 @@ def tool(
     exports_credentials: bool = False,
     timeout: float | None = None,
     target: TargetKind | None = None,
+    opt_in: bool = False,
 ) -> Callable[[FnT], FnT]:
     """Declare a tool function: its name is the function's, its description the docstring's.
 
@@ -184,7 +188,9 @@ def tool(
         raise ValueError("timeout: seconds, more than 0")
     if target is not None and target not in TARGET_DESCRIPTIONS:
         raise ValueError(f"target: one of {', '.join(TARGET_DESCRIPTIONS)}")
-    hints = ToolHints(read_only, destructive, idempotent, open_world, title, exports_credentials, timeout, target)
+    hints = ToolHints(
+        read_only, destructive, idempotent, open_world, title, exports_credentials, timeout, target, opt_in
+    )
 
     def declare(fn: FnT) -> FnT:
         setattr(fn, _HINTS_ATTRIBUTE, hints)
@@ -216,6 +222,10 @@ class ToolSpec:
     @property
     def exports_credentials(self) -> bool:
         return self.hints.exports_credentials
+
+    @property
+    def opt_in(self) -> bool:
+        return self.hints.opt_in
 
 
 def _resolved(fn: Callable[..., Any], annotation: Any) -> Any:

@@ -35,14 +35,17 @@ def _render(value: Any) -> bytes:
 
 async def listed_tools(groups: list[ToolGroup[Any]]) -> dict[str, dict[str, Any]]:
     """Every tool of ``groups`` as a server built from them lists it (``tools/list`` over MCP), output
-    schemas included (a snapshot is also the contract of what a tool returns)."""
+    schemas included (a snapshot is also the contract of what a tool returns); opt-in tools named."""
     from mcp_ledger.server.app import create_app  # the server imports tools: load it only when listing
     from mcp_ledger.server.settings import ServerSettings
 
     with tempfile.TemporaryDirectory() as ledger:
-        app = create_app(
-            ServerSettings(ledger_dir=Path(ledger), allow_destructive=True, output_schemas=True), groups=groups
+        from mcp_ledger.server.gating import opt_in_tools
+
+        every = ServerSettings(
+            ledger_dir=Path(ledger), allow_destructive=True, output_schemas=True, tools=opt_in_tools(groups)
         )
+        app = create_app(every, groups=groups)
         try:
             async with Client(app.server) as client:
                 tools = (await client.list_tools()).tools

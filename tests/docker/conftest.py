@@ -343,6 +343,14 @@ def check_against_spec(path: str, method: str, status: str, body: Any) -> None:
     _EngineValidator({**schema, "definitions": _SPEC["definitions"]}).validate(body)
 
 
+def check_definition(name: str, body: Any) -> None:
+    """Validate a body against one of the description's definitions (the items of a JSON stream)."""
+    global _SPEC
+    if _SPEC is None:
+        _SPEC = json.loads(SPEC_PATH.read_text())
+    _EngineValidator({"$ref": f"#/definitions/{name}", "definitions": _SPEC["definitions"]}).validate(body)
+
+
 def _enum_or_unset(validator: Any, enums: Any, instance: Any, schema: Any) -> Any:
     if instance == "" and schema.get("type") == "string":
         return

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from mcp_ledger.server.gating import GatingError, select_tools
+from mcp_ledger.server.app import create_app
+from mcp_ledger.server.gating import GatingError, opt_in_tools, select_tools
 from mcp_ledger.server.settings import ServerSettings, SettingsError, add_model_arguments, model_from_namespace
 from mcp_ledger.tools import prov
-from mcp_ledger.tools.group import ToolGroup
+from mcp_ledger.tools.group import ToolArgs, ToolGroup, ToolModel, tool
 from tests.conftest import fake_group, make_app
 from tests.harness import effective_hints
 
@@ -59,6 +60,75 @@ def test_unknown_names_are_refused_with_the_known_ones(flags: dict[str, Any], wo
     with pytest.raises(GatingError, match=words) as caught:
         names(**flags)
     assert "known:" in str(caught.value)
+
+
+class OptInArgs(ToolArgs):
+    pass
+
+
+class OptInResult(ToolModel):
+    ok: bool
+
+
+@tool(read_only=False, opt_in=True)
+async def optin_build(args: OptInArgs, backend: None, ctx: Any) -> OptInResult:
+    """An opt-in write tool."""
+    return OptInResult(ok=True)
+
+
+@tool(read_only=True, opt_in=True)
+async def optin_read(args: OptInArgs, backend: None, ctx: Any) -> OptInResult:
+    """An opt-in read tool."""
+    return OptInResult(ok=True)
+
+
+@tool(read_only=True)
+async def optin_plain(args: OptInArgs, backend: None, ctx: Any) -> OptInResult:
+    """A tool of the same group that is not opt-in."""
+    return OptInResult(ok=True)
+
+
+def optin_group() -> ToolGroup[None]:
+    group: ToolGroup[None] = ToolGroup("optin", "Opt-in tools for tests")
+    for fn in (optin_build, optin_read, optin_plain):
+        group.add(fn)
+    return group
+
+
+def test_an_opt_in_tool_is_offered_only_when_tools_names_it() -> None:
+    groups: list[ToolGroup[Any]] = [prov.register(), optin_group()]
+
+    def offered(**flags: Any) -> set[str]:
+        return {spec.name for spec in select_tools(groups, **flags)} - {s.name for s in groups[0].tools}
+
+    assert offered() == {"optin_plain"}
+    assert offered(toolsets=["optin"], allow_destructive=True) == {"optin_plain"}
+    assert offered(tools=["optin_build"]) == {"optin_plain", "optin_build"}
+    assert offered(toolsets=["prov"], tools=["optin_read"]) == {"optin_read"}
+    # Named, it still passes the read-only filter, and --exclude-tools still removes it.
+    assert offered(tools=["optin_build", "optin_read"], read_only=True) == {"optin_plain", "optin_read"}
+    assert offered(tools=["optin_read"], exclude_tools=["optin_read"]) == {"optin_plain"}
+    assert opt_in_tools(groups) == ["optin_build", "optin_read"]
+
+
+async def test_an_opt_in_tool_not_named_is_neither_listed_nor_callable(ledger_dir: Path) -> None:
+    from mcp import Client
+
+    groups: list[ToolGroup[Any]] = [prov.register(), optin_group()]
+    plain = create_app(ServerSettings(ledger_dir=ledger_dir / "a"), groups=groups)
+    named = create_app(ServerSettings(ledger_dir=ledger_dir / "b", tools=["optin_build"]), groups=groups)
+    try:
+        async with Client(plain.server) as client:
+            hidden = {t.name for t in (await client.list_tools()).tools}
+            refused = await client.call_tool("optin_build", {})
+        async with Client(named.server) as client:
+            listed = {t.name for t in (await client.list_tools()).tools}
+            called = await client.call_tool("optin_build", {})
+    finally:
+        plain.close()
+        named.close()
+    assert "optin_build" not in hidden and "optin_plain" in hidden and refused.is_error
+    assert "optin_build" in listed and "optin_read" not in listed and not called.is_error
 
 
 async def test_hidden_tools_are_not_listed_and_calling_one_is_a_recorded_error(ledger_dir: Path) -> None:

@@ -83,7 +83,10 @@ def test_a_server_starts_without_importing_any_group_module() -> None:
         "import sys, tempfile, anyio\n"
         "from mcp_ledger.server.app import create_app\n"
         "from mcp_ledger.server.settings import ServerSettings\n"
-        "app = create_app(ServerSettings(ledger_dir=tempfile.mkdtemp(), allow_destructive=True))\n"
+        "from mcp_ledger.server.gating import opt_in_tools\n"
+        "from mcp_ledger.tools import load_catalog\n"
+        "opt_in = [name for name, e in load_catalog()['tools'].items() if e['opt_in']]\n"
+        "app = create_app(ServerSettings(ledger_dir=tempfile.mkdtemp(), allow_destructive=True, tools=opt_in))\n"
         "print(len(anyio.run(app.server.list_tools)))\n"
         f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))\n"
     )

@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mcp_ledger.server.gating import select_tools
+from mcp_ledger.server.gating import opt_in_tools, select_tools
 from mcp_ledger.server.toolbridge import describe_validation_error
 from mcp_ledger.tools import load_groups
 from mcp_ledger.tools.group import ToolSpec
 
-SPECS = select_tools(load_groups(), allow_destructive=True)
+GROUPS = load_groups()
+SPECS = select_tools(GROUPS, allow_destructive=True, tools=opt_in_tools(GROUPS))
 MARKER = "Zq9-planted-value"
 
 json_values = st.recursive(

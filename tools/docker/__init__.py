@@ -1,4 +1,5 @@
-"""docker: containers and images on a Docker engine — inspect, logs, stats, start/stop/restart, pull, run, remove.
+"""docker: containers, images, volumes and networks on a Docker engine — inspect, logs, stats,
+start/stop/restart, pull, run, remove; opt-in: build (from allowed directories) and push.
 
 The engine is the one the Docker CLI would use: ``--docker-host``, else ``DOCKER_HOST`` (with
 ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``), else the current CLI context, else the local socket.
@@ -34,6 +35,11 @@ class DockerSettings(GroupSettings):
         default=False,
         description="let docker_container_run binds be writable (:rw); without it every bind is read-only",
     )
+    allow_build_contexts: list[str] = Field(
+        default_factory=list,
+        description="directories docker_image_build may send as a build context (a directory allows everything "
+        "under it; the tool is opt-in: --tools docker_image_build)",
+    )
 
 
 SETTINGS = DockerSettings
@@ -41,7 +47,7 @@ SETTINGS = DockerSettings
 
 def register() -> ToolGroup[DockerEngine]:
     # The tool modules (models and functions) load here, on first use, not when settings are read.
-    from mcp_ledger.tools.docker import _backend, containers, images, networks, system, volumes
+    from mcp_ledger.tools.docker import _backend, builds, containers, images, networks, system, volumes
 
     group = ToolGroup(
         "docker",
@@ -50,6 +56,6 @@ def register() -> ToolGroup[DockerEngine]:
         connect=_backend.connect,
         requires=("aiodocker",),
     )
-    for module in (system, containers, images, volumes, networks):
+    for module in (system, containers, images, volumes, networks, builds):
         group.add_module(module)
     return group

@@ -12,10 +12,11 @@ import json
 import os
 import ssl
 import struct
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
@@ -31,6 +32,7 @@ __all__ = ["DEFAULT_SOCKET", "DockerEngine", "EngineAddress", "LogFrame", "NotFo
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 T = TypeVar("T")
+_MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 
 class NotFound(UpstreamError):
@@ -146,6 +148,7 @@ class DockerEngine:
         address: EngineAddress,
         allow_binds: tuple[str, ...] = (),
         allow_bind_writes: bool = False,
+        allow_build_contexts: tuple[str, ...] = (),
     ) -> None:
         import aiodocker
 
@@ -153,6 +156,7 @@ class DockerEngine:
         self.address = address
         self.allow_binds = allow_binds  # host paths docker_container_run may bind-mount
         self.allow_bind_writes = allow_bind_writes
+        self.allow_build_contexts = allow_build_contexts  # directories docker_image_build may send
         self._docker_error = aiodocker.DockerError
         self._version: dict[str, Any] | None = None
 
@@ -300,6 +304,58 @@ class DockerEngine:
         params = {"filters": json.dumps(filters)} if filters else None
         return list(await self.call(lambda: self.client._query_json("networks", params=params)))
 
+    async def build(self, context: IO[bytes], params: list[tuple[str, str]]) -> AsyncIterator[dict[str, Any]]:
+        """POST /build with the context tar (read from ``context`` in a worker thread); the JSON event stream.
+
+        ``t`` may repeat, which aiodocker's params cannot say: the query is written into the path."""
+
+        async def body() -> AsyncIterator[bytes]:
+            while chunk := await anyio.to_thread.run_sync(context.read, 1 << 20):
+                yield chunk
+
+        path = f"build?{urllib.parse.urlencode(params)}"
+        headers = {"Content-Type": "application/x-tar"}
+        async for event in self._stream(path, "the build", data=body(), headers=headers):
+            yield event
+
+    async def push(self, name: str, tag: str, auth_header: str) -> AsyncIterator[dict[str, Any]]:
+        """POST /images/{name}/push; the JSON event stream (in-band errors are events, for the tool to read)."""
+        path = f"images/{urllib.parse.quote(name, safe='/:')}/push?{urllib.parse.urlencode({'tag': tag})}"
+        async for event in self._stream(path, f"image {name!r}", headers={"X-Registry-Auth": auth_header}):
+            yield event
+
+    async def _stream(
+        self, path: str, what: str, *, data: Any = None, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A POST whose answer is newline-delimited JSON; one line is at most 4 MiB (the engine's are short)."""
+        try:
+            async with self.client._query(path, "POST", data=data, headers=headers) as response:
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    if len(pending) > _MAX_EVENT_BYTES:
+                        raise UpstreamError(f"the Docker engine sent an event over 4 MiB for {what}")
+                    for line in lines:
+                        if line.strip():
+                            yield _event(line)
+                if pending.strip():
+                    yield _event(pending)
+        except self._docker_error as exc:
+            raise self._failure(exc, what) from None
+        except TimeoutError:
+            raise UpstreamError(f"the Docker engine at {self.address.shown} did not answer in time") from None
+        except OSError as exc:
+            raise self._unreachable(str(exc)) from None
+
+
+def _event(line: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        raise UpstreamError("the Docker engine sent a progress line that is not JSON") from None
+    return event if isinstance(event, dict) else {}
+
 
 async def connect(environment: GroupEnvironment[DockerSettings]) -> DockerEngine:
     """Build the client (no request yet): the first tool call finds out whether the engine answers."""
@@ -319,4 +375,10 @@ async def connect(environment: GroupEnvironment[DockerSettings]) -> DockerEngine
         )
     except ValueError as exc:
         raise NotConfigured(f"a usable DOCKER_HOST or --docker-host ({address.shown}: {exc})") from None
-    return DockerEngine(client, address, tuple(settings.allow_binds), settings.allow_bind_writes)
+    return DockerEngine(
+        client,
+        address,
+        tuple(settings.allow_binds),
+        settings.allow_bind_writes,
+        tuple(settings.allow_build_contexts),
+    )

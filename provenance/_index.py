@@ -1,5 +1,8 @@
 """The SQLite sidecar index: tool / group / status / session / trace / time -> (segment, byte offset).
 
+A failed span's row also holds its error signature and the objects it touched (``_signature``), so
+failures are grouped from the index alone.
+
 Derived data only: ``index.sqlite`` beside the segments can be deleted or rebuilt at any time.
 Every question first *catches up*: each segment is read from the offset indexed last, so spans
 written by other live processes are visible at once. Rows and the new offset of a segment are
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from mcp_ledger.provenance._segments import content_end, list_chains
+from mcp_ledger.provenance._signature import error_columns
 from mcp_ledger.provenance._span import index_row
 
 if TYPE_CHECKING:
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["INDEX_NAME", "IndexUnavailable", "IndexedSpan", "LedgerIndex", "open_index"]
 
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = "2"  # 2: spans.principal
+SCHEMA_VERSION = "3"  # 2: spans.principal; 3: spans.sig, spans.objects (failed spans)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,11 +55,14 @@ CREATE TABLE IF NOT EXISTS spans (
     connection TEXT,
     start_ns INTEGER NOT NULL,
     end_ns INTEGER NOT NULL,
-    principal TEXT
+    principal TEXT,
+    sig TEXT,
+    objects TEXT
 );
 """
 # Secondary indexes: created after the rows on a rebuild (bulk-loading into eight B-trees is twice as
 # slow). Rows by segment are looked up only when a segment shrinks or vanishes (rare): no index.
+# spans_errors holds the failed spans only and covers the questions about them (provenance/_errors.py).
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ns, span_id);
 CREATE INDEX IF NOT EXISTS spans_by_tool ON spans (tool, start_ns, span_id);
@@ -65,12 +72,15 @@ CREATE INDEX IF NOT EXISTS spans_by_span_id ON spans (span_id);
 CREATE INDEX IF NOT EXISTS spans_by_connection ON spans (connection);
 CREATE INDEX IF NOT EXISTS spans_by_session ON spans (session);
 CREATE INDEX IF NOT EXISTS spans_by_principal ON spans (principal, start_ns, span_id);
+CREATE INDEX IF NOT EXISTS spans_errors ON spans (tool, sig, start_ns, span_id, grp, objects) WHERE error = 1;
 """
 
 _INSERT = (
     "INSERT INTO spans (seg, off, len, span_id, trace_id, tool, grp, error, session, connection, start_ns, end_ns,"
-    " principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " principal, sig, objects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+_NO_ERROR = (None, None)
 
 
 class IndexUnavailable(Exception):
@@ -204,9 +214,11 @@ class LedgerIndex:
             pos = 0
             while pos < end:
                 nl = data.index(b"\n", pos)
-                row_ = index_row(seg_id, start + pos, data[pos:nl])
+                line = data[pos:nl]
+                row_ = index_row(seg_id, start + pos, line)
                 if row_ is not None:
-                    rows.append(row_)
+                    # A failed span is read once more for its signature (failures are the few).
+                    rows.append(row_ + (error_columns(orjson.loads(line)) if row_[7] else _NO_ERROR))
                 pos = nl + 1
             self._db.executemany(_INSERT, rows)
             self._db.execute("UPDATE segments SET indexed_to = ? WHERE id = ?", (start + end, seg_id))

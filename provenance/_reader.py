@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mcp_ledger.provenance._checkpoint import CHECKPOINT_LOG, CheckpointReport, check_checkpoints, read_checkpoint_log
+from mcp_ledger.provenance._errors import DEFAULT_GROUPS, MAX_GROUPS, error_groups
 from mcp_ledger.provenance._export import ExportFormat, ExportReport, export_spans
 from mcp_ledger.provenance._index import open_index, rebuild_index
 from mcp_ledger.provenance._keys import PublicKey
@@ -44,6 +45,8 @@ class Ledger:
 
     DEFAULT_LIMIT = DEFAULT_LIMIT
     MAX_LIMIT = MAX_LIMIT
+    DEFAULT_GROUPS = DEFAULT_GROUPS
+    MAX_GROUPS = MAX_GROUPS
 
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory).expanduser() if directory else default_ledger_dir()
@@ -92,6 +95,21 @@ class Ledger:
         """Per tool and per group: count, errors, error rate, mean/p50/p95/p99 duration (ms)."""
         span_filter = SpanFilter.from_params(since=since, until=until)
         return span_stats(self.directory, since_ns=span_filter.since_ns, until_ns=span_filter.until_ns)
+
+    def errors(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        group: str | None = None,
+        tool: str | None = None,
+        limit: int | str | None = None,
+    ) -> dict[str, Any]:
+        """What keeps failing: failed calls grouped by tool and error signature, the most recently failing
+        group first, each with count, first and last seen, the newest message, the objects touched and
+        example span ids: ``{"groups": [...], "failures": N, "more_groups": N}``."""
+        span_filter = SpanFilter.from_params(tool=tool, group=group, since=since, until=until)
+        return error_groups(self.directory, span_filter, limit=limit)
 
     def tail(
         self,

@@ -28,6 +28,7 @@ model inference) that records every tool call as a span in a hash-chained ledger
   mcp-ledger serve                 run the server over stdio (what an MCP client launches)
   mcp-ledger query --tool T        list recorded calls, newest first
   mcp-ledger stats --since 1d      per-tool counts, error rates and durations
+  mcp-ledger errors --since 1d     what keeps failing: failures grouped by tool and error
   mcp-ledger tail -f               follow new calls of every server writing the ledger
   mcp-ledger verify                check that every chain in the ledger is intact
   mcp-ledger key show              print the public key that checks the signed checkpoints
@@ -38,7 +39,7 @@ model inference) that records every tool call as a span in a hash-chained ledger
   mcp-ledger demo                  a real client session against the server, then its ledger
 
 The ledger lives in $MCP_LEDGER_DIR (default ~/.local/state/mcp-ledger); every command takes
---ledger-dir. Add --json to query, stats and verify for machine-readable output."""
+--ledger-dir. Add --json to query, stats, errors and verify for machine-readable output."""
 
 
 def _ledger(args: argparse.Namespace) -> provenance.Ledger:
@@ -342,6 +343,46 @@ def cmd_stats(args: argparse.Namespace) -> int:
             for w in export["servers"]
         ]
         print(_table(rows, ["SERVER", "ENDPOINT", "STATE", "EXPORTED", "DROPPED", "FAILED", "PENDING", "UPDATED"]))
+    return 0
+
+
+_SIGNATURE_WIDTH = 90
+
+
+def _cut(text: str, width: int) -> str:
+    text = text.translate(_ONE_LINE)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    try:
+        answer = _ledger(args).errors(
+            since=args.since, until=args.until, group=args.group, tool=args.tool, limit=args.limit
+        )
+    except provenance.QueryError as exc:
+        print(f"mcp-ledger errors: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(answer)
+        return 0
+    rows = [
+        [
+            group["last_seen"],
+            group["first_seen"],
+            group["count"],
+            group["tool"],
+            _cut(group["signature"], _SIGNATURE_WIDTH),
+            _objects({"group": group["group"], "upstream": group["objects"][0]}) if group["objects"] else "",
+            (group["span_ids"] or [""])[0],
+        ]
+        for group in answer["groups"]
+    ]
+    headers = ["LAST SEEN (UTC)", "FIRST SEEN", "COUNT", "TOOL", "ERROR", "LATEST OBJECT", "LATEST SPAN"]
+    print(_table(rows, headers))
+    more = answer["more_groups"]
+    print(f"\n{answer['failures']} failed calls in {len(answer['groups']) + more} groups")
+    if more:
+        print(f"{more} more group{'s' if more > 1 else ''}: raise --limit, or narrow with --tool, --group, --since")
     return 0
 
 
@@ -666,6 +707,20 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     stats.add_argument("--until", help="ISO-8601 time or an age")
     stats.add_argument("--json", action="store_true", help="JSON output")
     stats.set_defaults(func=cmd_stats)
+
+    errors = reader("errors", "what keeps failing: failed calls grouped by tool and error signature, newest first")
+    errors.add_argument("--tool", help="only failures of this tool")
+    errors.add_argument("--group", help="only failures of this tool group (docker, github, prov, …)")
+    errors.add_argument("--since", help="ISO-8601 time or an age: 15m, 2h, 7d")
+    errors.add_argument("--until", help="ISO-8601 time or an age")
+    errors.add_argument(
+        "--limit",
+        type=int,
+        default=provenance.Ledger.DEFAULT_GROUPS,
+        help=f"groups shown (1-{provenance.Ledger.MAX_GROUPS}, default {provenance.Ledger.DEFAULT_GROUPS})",
+    )
+    errors.add_argument("--json", action="store_true", help="JSON output: every group's objects and span ids")
+    errors.set_defaults(func=cmd_errors)
 
     verify = reader("verify", "verify every hash chain in the ledger (exit 0 only when all are intact)")
     verify.add_argument("--json", action="store_true", help="JSON output")

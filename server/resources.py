@@ -98,3 +98,12 @@ def register(server: MCPServer[Any], ledger_dir: Path) -> None:
     )
     async def stats(since: str = "", until: str = "") -> str:
         return _dumps(await _read(lambda: ledger.stats(since=since, until=until)))
+
+    @server.resource(
+        "provenance://errors{?since,until,group,tool}",
+        name="errors",
+        description="What keeps failing: failed calls grouped by tool and error signature, newest first",
+        mime_type=_JSON,
+    )
+    async def errors(since: str = "", until: str = "", group: str = "", tool: str = "") -> str:
+        return _dumps(await _read(lambda: ledger.errors(since=since, until=until, group=group, tool=tool)))

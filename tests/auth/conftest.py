@@ -44,6 +44,7 @@ READ_TOOLS = {
     "docker_network_list",
     "docker_system_info",
     "docker_volume_list",
+    "prov_errors",
     "prov_query",
     "prov_span",
     "prov_stats",

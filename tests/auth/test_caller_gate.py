@@ -51,7 +51,7 @@ async def _as(app: LedgerApp, caller: Caller | None, mode: str) -> AsyncIterator
 
 
 FAKE_READ = {"fake_echo", "fake_fail", "fake_crash", "fake_protocol", "fake_sleep"}
-PROV = {"prov_query", "prov_span", "prov_stats", "prov_trace", "prov_verify"}
+PROV = {"prov_errors", "prov_query", "prov_span", "prov_stats", "prov_trace", "prov_verify"}
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

@@ -39,7 +39,14 @@ def test_read_only_keeps_only_read_only_tools_even_with_allow_destructive() -> N
 
 
 def test_toolsets_select_groups_and_prov_is_always_on() -> None:
-    assert names(toolsets=["prov"]) == {"prov_query", "prov_span", "prov_trace", "prov_stats", "prov_verify"}
+    assert names(toolsets=["prov"]) == {
+        "prov_query",
+        "prov_span",
+        "prov_trace",
+        "prov_stats",
+        "prov_errors",
+        "prov_verify",
+    }
     assert "fake_echo" in names(toolsets=["fake"])
 
 

@@ -146,7 +146,14 @@ def start(
         from mcp_ledger.provenance import _otlp
     except ImportError:
         raise OtlpError(EXTRA_MISSING) from None
-    export = _otlp.start_live(endpoint, ledger_dir=ledger_dir, chain=chain, service_version=service_version)
+    try:
+        export = _otlp.start_live(endpoint, ledger_dir=ledger_dir, chain=chain, service_version=service_version)
+    except (ImportError, OSError, RuntimeError, TypeError, ValueError) as exc:
+        # The exporter reads OTEL_EXPORTER_OTLP_* itself (a credential provider, certificate files): what it
+        # refuses stops the start, redacted, in one line.
+        from mcp_ledger.provenance._redact import redact_text
+
+        raise OtlpError(f"the OTLP exporter cannot start: {redact_text(str(exc))[0][:300]}") from None
     _live[chain] = export
     return export
 

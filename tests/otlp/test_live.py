@@ -288,3 +288,14 @@ async def test_a_tracer_provider_installed_before_is_joined_not_replaced(ledger_
     [record] = spans(ledger_dir)
     assert record["span_id"] in receiver.by_span_id()
     assert record["span_id"] in {f"{s.context.span_id:016x}" for s in theirs.get_finished_spans() if s.context}
+
+
+def test_an_exporter_that_cannot_start_stops_the_start_in_one_line(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The exporter loads a credential provider this variable names; there is none of that name.
+    monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER", "no-such-provider")
+    assert cli.main(["serve", "--ledger-dir", str(tmp_path), "--otlp-endpoint", receiver.url]) == 2
+    err = capsys.readouterr().err
+    assert "mcp-ledger serve: --otlp-endpoint: the OTLP exporter cannot start:" in err
+    assert "Traceback" not in err

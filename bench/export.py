@@ -2,13 +2,13 @@
 
 Writes a synthetic ledger shaped like real use (``bench.store``'s spans: four chains over 30 days,
 ``--spans`` spans, default 1,000,000; ``--quick`` 100,000) and a ledger a tenth of its size, then runs
-``python -m mcp_ledger.server export`` on each as a separate process, once per format, and reports
-spans/s (the run's own clock, from the first line read to the manifest written), the process's peak
-RSS (its ``VmHWM``: imports included, about 66 MiB for the CLI and 55 MiB more for pyarrow) and the bytes
-written against the ledger's segment files. Peak RSS on the small and
-the large ledger side by side shows whether memory grows with the ledger. With DuckDB installed
-(``.venv/bin/pip install duckdb``; it comes with ``.[dev]``), the Parquet output is read back: its row
-count must equal the ledger's, and a group-by over it is timed.
+``mcp-ledger export`` on each in a process of its own, once per format, and reports spans/s (the run's
+own clock, from the first line read to the manifest written), spans per CPU-second of the whole process
+(imports included; steadier than the clock on a machine shared with other work), the process's peak
+RSS (its ``VmHWM``: imports included, about 66 MiB for the CLI and 55 MiB more for pyarrow) and the
+bytes written against the ledger's segment files. Peak RSS on the small and the large ledger side by
+side shows whether memory grows with the ledger. With DuckDB installed (it comes with ``.[dev]``), the
+Parquet output is read back: its row count must equal the ledger's, and a group-by over it is timed.
 
     python -m bench.export            # 1M spans: about 2 minutes on 2 cores
     python -m bench.export --quick    # 100,000 spans
@@ -52,11 +52,12 @@ def _version(package: str) -> str | None:
 # The child reports its own peak RSS (VmHWM of its address space): ``wait4``'s ru_maxrss would count the
 # parent's, which a child started by fork or vfork inherits until it execs.
 _CHILD = """
-import sys
+import resource, sys
 from mcp_ledger.server.cli import main
 code = main(sys.argv[1:])
 peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print("peak_rss_kib", peak.split()[1], file=sys.stderr)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("peak_rss_kib", peak.split()[1], "cpu_seconds", usage.ru_utime + usage.ru_stime, file=sys.stderr)
 sys.exit(code)
 """
 
@@ -71,7 +72,8 @@ def run_export(ledger: Path, out: Path, fmt: str) -> dict[str, Any]:
     if process.returncode != 0:
         raise SystemExit(f"export failed: {process.stderr.decode(errors='replace')[-2000:]}")
     report = orjson.loads(process.stdout)
-    peak_kib = int(process.stderr.decode().split("peak_rss_kib")[-1].split()[0])
+    measured = process.stderr.decode().split("peak_rss_kib")[-1].split()
+    peak_kib, cpu_seconds = int(measured[0]), float(measured[2])
     return {
         "format": fmt,
         "spans": report["spans"],
@@ -80,6 +82,8 @@ def run_export(ledger: Path, out: Path, fmt: str) -> dict[str, Any]:
         "seconds": report["seconds"],
         "wall_seconds": round(wall, 2),
         "spans_per_second": round(report["spans"] / report["seconds"]),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "spans_per_cpu_second": round(report["spans"] / cpu_seconds),
         "peak_rss_mib": round(peak_kib / 1024, 1),
     }
 
@@ -149,13 +153,14 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"{m['cpus']} x {m['cpu']}, Python {m['python']}, pyarrow {m['pyarrow']}, DuckDB {m['duckdb'] or 'absent'}.",
         "",
-        "| ledger | format | spans/s | peak RSS | output | vs the JSON lines |",
-        "|---|---|---:|---:|---:|---:|",
+        "| ledger | format | spans/s | spans per CPU-second | peak RSS | output | vs the JSON lines |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in results["runs"]:
         lines.append(
             f"| {r['ledger_spans']:,} spans, {r['ledger_bytes'] / 2**20:,.0f} MiB | {r['format']} "
-            f"| {r['spans_per_second']:,} | {r['peak_rss_mib']:,.0f} MiB | {r['bytes'] / 2**20:,.0f} MiB "
+            f"| {r['spans_per_second']:,} | {r['spans_per_cpu_second']:,} | {r['peak_rss_mib']:,.0f} MiB "
+            f"| {r['bytes'] / 2**20:,.0f} MiB "
             f"| {r['bytes_vs_jsonl']:.1%} |"
         )
     checks = [r["duckdb"] for r in results["runs"] if r.get("duckdb")]

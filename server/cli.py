@@ -624,7 +624,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"mcp-ledger export: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mcp-ledger export: interrupted; nothing of this run was kept", file=sys.stderr)
+        kept = "the lines written so far stay written" if to_stdout else "nothing of this run was kept"
+        print(f"mcp-ledger export: interrupted; {kept}", file=sys.stderr)
         return 130
     if args.json and not to_stdout:
         _print_json(report.as_dict())

@@ -262,7 +262,9 @@ def export_status(directory: Path) -> dict[str, Any] | None:
     """OTLP export counts of every server that exported from this ledger directory, or None if none did.
 
     Per server (``chain``): spans ``exported``, ``dropped`` (the queue was full), ``failed`` (the collector
-    did not take their batch), ``pending`` (queued), since that server started; ``closed`` once it stopped.
+    did not take their batch), ``pending`` (queued), since that server started; ``closed`` once it stopped,
+    and ``state``: ``running``, ``stopped``, or ``gone`` (a process of this host that ended without stopping:
+    killed, its last numbers kept).
     This process's own exports are read live, the others from their status files (at most about a second
     old). The totals add them up.
     """
@@ -284,12 +286,34 @@ def export_status(directory: Path) -> dict[str, Any] | None:
         entry.update(export.counts(), closed=False, updated=_now_iso())
     if not writers:
         return None
+    host = socket.gethostname()
+    for entry in writers.values():
+        entry["state"] = _state(entry, host)
     listed = sorted(writers.values(), key=lambda w: str(w.get("updated") or ""), reverse=True)
     totals = {key: sum(int(w.get(key) or 0) for w in listed) for key in _COUNTS}
     return {**totals, "servers": listed}
 
 
 _STATUS_KEYS = ("chain", "pid", "host", "endpoint", "started", "updated", "closed")
+
+
+def _state(entry: Mapping[str, Any], host: str) -> str:
+    if entry.get("closed"):
+        return "stopped"
+    pid = entry.get("pid")
+    if entry.get("host") == host and isinstance(pid, int) and pid > 0 and not _alive(pid):
+        return "gone"
+    return "running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it exists
+        return True
+    return True
 
 
 def _mtime(path: Path) -> float:

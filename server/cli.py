@@ -333,7 +333,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             [
                 w.get("chain"),
                 w.get("endpoint"),
-                "stopped" if w.get("closed") else "running",
+                w.get("state"),
                 w.get("exported"),
                 w.get("dropped"),
                 w.get("failed"),

@@ -299,3 +299,16 @@ def test_an_exporter_that_cannot_start_stops_the_start_in_one_line(
     err = capsys.readouterr().err
     assert "mcp-ledger serve: --otlp-endpoint: the OTLP exporter cannot start:" in err
     assert "Traceback" not in err
+
+
+def test_a_server_killed_while_exporting_shows_as_gone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    status = otlp.StatusFile(tmp_path, "c-killed", "http://127.0.0.1:4318/v1/traces")
+    status.base["pid"] = int(ended.stdout)  # a process of this host that no longer runs
+    status.write({"exported": 7, "dropped": 1, "failed": 2, "pending": 3})
+    [server] = otlp.export_status(tmp_path)["servers"]  # type: ignore[index]
+    assert (server["state"], server["exported"], server["pending"]) == ("gone", 7, 3)
+    assert cli.main(["stats", "--ledger-dir", str(tmp_path)]) == 0
+    assert "c-killed  http://127.0.0.1:4318/v1/traces  gone" in capsys.readouterr().out

@@ -245,8 +245,8 @@ def index_row(seg_id: int, offset: int, line: bytes) -> tuple[Any, ...] | None:
             int(record["end_ns"]),
             attrs.get(ENDUSER_ID),
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None  # not a span, or damaged: verify reports it; the index skips it
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None  # not a span, or damaged (e.g. attributes not an object): verify reports it; the index skips it
 
 
 def _iso(ns: int) -> str:

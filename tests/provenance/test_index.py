@@ -159,6 +159,27 @@ def test_index_survives_a_segment_cut_back_by_torn_tail_recovery(tmp_path: Path)
     assert page_through(tmp_path, SpanFilter(), 2) == brute_force(everything, SpanFilter())
 
 
+@pytest.mark.parametrize(("key", "value"), [("attributes", []), ("attributes", "x"), ("status", []), ("start_ns", {})])
+def test_a_span_line_of_the_wrong_shape_is_skipped_by_the_index_and_query(tmp_path: Path, key: str, value: Any) -> None:
+    store = provenance.SpanStore(tmp_path, fsync="never")
+    store.append(synthetic_span(0))
+    path = store.current_segment
+    store.close()
+    assert path is not None
+    damaged = {**synthetic_span(1), key: value}  # still JSON, only of the wrong shape
+    with open(path, "ab") as f:
+        f.write(orjson.dumps(damaged) + b"\n")
+    listed = subprocess.run(
+        [sys.executable, "-m", "mcp_ledger.server", "query", "--json", "--ledger-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stderr
+    assert len(orjson.loads(listed.stdout)["spans"]) == 1
+
+
 def test_a_rebuild_invalidates_old_cursors_with_a_clear_message(tmp_path: Path) -> None:
     store = provenance.SpanStore(tmp_path, fsync="never")
     for i in range(30):

@@ -786,7 +786,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     index.add_argument("--rebuild", action="store_true", help="delete and recreate the index")
     index.set_defaults(func=cmd_index)
 
-    export = reader("export", "write the recorded calls for a data lake: Parquet files by day, or JSON lines")
+    export = reader(
+        "export",
+        "write the recorded calls for a data lake (Parquet files by day, or JSON lines), "
+        "or send them to an OpenTelemetry collector (--format otlp --endpoint URL)",
+    )
     _add_query_filters(export)
     export.add_argument(
         "--format",

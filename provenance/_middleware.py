@@ -184,12 +184,18 @@ class _OpenCall(SpanBuilder):
                 if self.error_type is not None:
                     otel.set_attribute(ERROR_TYPE, self.error_type)
                     otel.set_status(otel_trace.StatusCode.ERROR, self.message)
-            else:
-                otel.set_attributes(record["attributes"])
-                status = record["status"]
-                if status["code"] == "ERROR":
-                    otel.set_status(otel_trace.StatusCode.ERROR, status["message"])
-            otel.end()
+                otel.end()
+                return
+            # Only what changed since the span started (the error type, a session added later, ...): each
+            # attribute set on an SDK span takes its lock and validates the value.
+            started = getattr(otel, "attributes", None) or {}
+            changed = {key: value for key, value in record["attributes"].items() if started.get(key) != value}
+            if changed:
+                otel.set_attributes(changed)
+            status = record["status"]
+            if status["code"] == "ERROR":
+                otel.set_status(otel_trace.StatusCode.ERROR, status["message"])
+            otel.end(end_time=int(record["end_ns"]))  # the ledger's end, not the end of its write
         finally:
             otel_context.detach(self.otel_token)  # type: ignore[arg-type]
 

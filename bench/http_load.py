@@ -7,15 +7,21 @@ its own chain), but with the benchmark's no-op tool (``bench._noop``) so that a 
 stack, the SDK and — when it is on — the provenance middleware, and nothing else. Each client holds
 one keep-alive connection and sends stateless ``tools/call`` requests back to back (raw HTTP/1.1 with
 the MCP headers, written and parsed here: an HTTP client library would cost the 2-core machine more
-CPU than the server it measures). After a warm-up, calls are timed for ``--seconds``; the server is
-then stopped with SIGTERM and its ledger checked: ``verify`` holds and it holds exactly one span per
-call (warm-up included). The provenance overhead at load is the share of throughput the ledger costs
-(1 - calls/s with it / calls/s without it) at the same worker count.
+CPU than the server it measures). Per worker count two servers run at once, without and with
+provenance; after a warm-up each, timed blocks alternate between them (as ``bench.overhead`` pairs
+do), so that a drift of the machine falls on both. Then each server is stopped with SIGTERM and its
+ledger checked: ``verify`` holds and it holds exactly one span per call sent (warm-up included). The
+provenance overhead at load is read two ways: the share of throughput it costs (median over adjacent
+blocks of 1 - calls/s with it / without it) and the workers' CPU time per call (from ``/proc``), which a
+busy machine disturbs much less.
 
-    python -m bench.http_load              # full run (about 2 minutes)
+    python -m bench.http_load              # full run (about 2 minutes on 2 cores)
     python -m bench.http_load --quick      # smoke run
 
-Prints a markdown table and writes ``bench/results/http_load-<UTC stamp>.json`` and ``-latest.json``.
+Prints a markdown table and writes ``bench/results/http_load-<UTC stamp>.json`` and ``-latest.json``
+(plus ``http_load-latest.md``, the table as the README shows it); ``load_average`` in the JSON says
+how busy the machine was, ``block_rates`` and ``client_cpu_us`` what each block served and what the
+clients cost.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench._results import save
+from bench._results import RESULTS_DIR, save
 
 __all__ = ["Row", "main"]
 
@@ -58,6 +65,9 @@ class Row:
     verified: bool | None = None
     chains: int | None = None
     shares: list[float] = field(default_factory=list)  # of the spans, per worker (chain), largest first
+    block_rates: list[float] = field(default_factory=list)  # calls/s of each timed block
+    server_cpu_us: float | None = None  # CPU time of all workers per call after their start (Linux)
+    client_cpu_us: float | None = None  # CPU time of the benchmark's clients per call
     load_average: float = 0.0  # the machine's 1-minute load average after the row (2 cores: above 2, contended)
 
 
@@ -180,7 +190,8 @@ class _Client:
 
 
 async def _load(port: int, clients: int, warmup: float, seconds: float) -> tuple[list[float], int, float, int]:
-    """(latencies of the timed successful calls in s, errors, timed seconds, every call sent)."""
+    """(latencies of the successful calls that ended in the timed window, in s; failed calls, all of
+    them; the window's seconds; every call sent). Calls still running at the window's end finish, uncounted."""
     pool = [_Client(i, port) for i in range(clients)]
     latencies: list[float] = []
     errors = 0
@@ -195,11 +206,10 @@ async def _load(port: int, clients: int, warmup: float, seconds: float) -> tuple
                 return
             ok = await client.call()
             done = time.perf_counter()
-            if began >= start:
-                if ok:
-                    latencies.append(done - began)
-                else:
-                    errors += 1
+            if not ok:
+                errors += 1
+            elif start <= done <= end:
+                latencies.append(done - began)
 
     await asyncio.gather(*(run(client) for client in pool))
     for client in pool:
@@ -215,60 +225,123 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run_row(workers: int, provenance_on: bool, clients: int, warmup: float, seconds: float, root: Path) -> Row:
+def _start(workers: int, provenance_on: bool, ledger: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    command = [sys.executable, "-m", "bench.http_load", "--role", "serve", "--workers", str(workers)]
+    command += ["--port", str(port), "--provenance", "on" if provenance_on else "off", "--ledger-dir", str(ledger)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE), port
+
+
+def _wait_ready(proc: subprocess.Popen[bytes]) -> None:
+    assert proc.stdout is not None
+    if proc.stdout.readline() != b"ready\n":  # every worker serves
+        raise SystemExit(f"the server exited ({proc.wait()}) before serving")
+
+
+_PROC = Path("/proc/self/stat").exists()
+_TICKS = os.sysconf("SC_CLK_TCK") if _PROC else 100
+
+
+def _workers_cpu(supervisor: int) -> float:
+    """CPU seconds (user + system) used so far by the worker processes of a supervisor (0 without /proc)."""
+    if not _PROC:
+        return 0.0
+    try:
+        pids = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    except OSError:
+        return 0.0
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / _TICKS
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+_RAMP = 0.3  # untimed seconds at the start of each block: its clients connect and reach a steady state
+
+
+def _run_pair(workers: int, clients: int, warmup: float, blocks: int, block: float, root: Path) -> list[Row]:
+    """Two servers of ``workers`` workers at once, without and with provenance; after a warm-up each, timed
+    blocks alternate between them (which goes first alternates too), so that the machine's drift falls
+    on both alike."""
     from mcp_ledger import provenance
 
-    ledger = root / f"w{workers}-{'on' if provenance_on else 'off'}"
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "bench.http_load",
-        "--role",
-        "serve",
-        "--workers",
-        str(workers),
-        "--port",
-        str(port),
-        "--provenance",
-        "on" if provenance_on else "off",
-        "--ledger-dir",
-        str(ledger),
-    ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE)
+    ledgers = {on: root / f"w{workers}-{'on' if on else 'off'}" for on in (False, True)}
+    servers = {on: _start(workers, on, ledgers[on]) for on in (False, True)}
+    latencies: dict[bool, list[float]] = {False: [], True: []}
+    errors = {False: 0, True: 0}
+    totals = {False: 0, True: 0}
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    server_cpu = {False: 0.0, True: 0.0}
+    client_cpu = {False: 0.0, True: 0.0}
     try:
-        assert proc.stdout is not None
-        if proc.stdout.readline() != b"ready\n":  # every worker serves
-            raise SystemExit(f"the server exited ({proc.wait()}) before serving")
-        latencies, errors, timed, total = asyncio.run(_load(port, clients, warmup, seconds))
+        for proc, _ in servers.values():
+            _wait_ready(proc)
+        for on in (False, True):
+            server_cpu[on] -= _workers_cpu(servers[on][0].pid)
+            client_cpu[on] -= _own_cpu()
+            totals[on] += asyncio.run(_load(servers[on][1], clients, 0.0, warmup))[3]
+            client_cpu[on] += _own_cpu()
+        for number in range(blocks):
+            for on in (False, True) if number % 2 == 0 else (True, False):
+                client_cpu[on] -= _own_cpu()
+                timed, failed, seconds, sent = asyncio.run(_load(servers[on][1], clients, _RAMP, block))
+                client_cpu[on] += _own_cpu()
+                latencies[on] += timed
+                errors[on] += failed
+                totals[on] += sent
+                rates[on].append(len(timed) / seconds)
+        for on in (False, True):
+            server_cpu[on] += _workers_cpu(servers[on][0].pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-    if code != 0:
-        raise SystemExit(f"the server exited with status {code} after SIGTERM")
-    latencies.sort()
-    row = Row(
-        workers=workers,
-        provenance=provenance_on,
-        clients=clients,
-        calls=len(latencies),
-        errors=errors,
-        seconds=timed,
-        calls_per_s=round(len(latencies) / timed, 1),
-        p50_ms=round(1000 * latencies[len(latencies) // 2], 2) if latencies else 0.0,
-        p99_ms=round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2) if latencies else 0.0,
-        total_calls=total,
-        load_average=round(os.getloadavg()[0], 2),
-    )
-    if provenance_on:
-        store = provenance.Ledger(ledger)
-        report = store.verify()
-        row.spans = sum(1 for span in store.scan() if span["attributes"].get("gen_ai.tool.name") == TOOL)
-        per_chain = _spans_per_chain(ledger)
-        row.verified = report.ok
-        row.chains = len(report.chains)
-        row.shares = sorted((round(n / max(1, row.spans), 3) for n in per_chain.values()), reverse=True)
-    return row
+        for proc, _ in servers.values():
+            proc.send_signal(signal.SIGTERM)
+        codes = {on: proc.wait(timeout=60) for on, (proc, _) in servers.items()}
+    if any(codes.values()):
+        raise SystemExit(f"a server exited with status {codes} after SIGTERM")
+    rows = []
+    for on in (False, True):
+        ordered = sorted(latencies[on])
+        row = Row(
+            workers=workers,
+            provenance=on,
+            clients=clients,
+            calls=len(ordered),
+            errors=errors[on],
+            seconds=blocks * block,
+            calls_per_s=round(len(ordered) / (blocks * block), 1),
+            p50_ms=round(1000 * ordered[len(ordered) // 2], 2) if ordered else 0.0,
+            p99_ms=round(1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2) if ordered else 0.0,
+            total_calls=totals[on],
+            block_rates=[round(rate, 1) for rate in rates[on]],
+            server_cpu_us=round(1e6 * server_cpu[on] / totals[on], 1) if _PROC and totals[on] else None,
+            client_cpu_us=round(1e6 * client_cpu[on] / totals[on], 1) if totals[on] else None,
+            load_average=round(os.getloadavg()[0], 2),
+        )
+        if on:
+            store = provenance.Ledger(ledgers[on])
+            report = store.verify()
+            row.spans = sum(1 for span in store.scan() if span["attributes"].get("gen_ai.tool.name") == TOOL)
+            per_chain = _spans_per_chain(ledgers[on])
+            row.verified = report.ok
+            row.chains = len(report.chains)
+            row.shares = sorted((round(n / max(1, row.spans), 3) for n in per_chain.values()), reverse=True)
+        rows.append(row)
+    return rows
+
+
+def _cost(off: Row, on: Row) -> float | None:
+    """What provenance costs of the throughput: the median over adjacent block pairs of 1 - on / off."""
+    ratios = [1 - b / a for a, b in zip(off.block_rates, on.block_rates, strict=False) if a]
+    return statistics.median(ratios) if ratios else None
 
 
 def _spans_per_chain(ledger: Path) -> Counter[str]:
@@ -280,16 +353,8 @@ def _spans_per_chain(ledger: Path) -> Counter[str]:
     return counts
 
 
-def _median_rows(rows: list[Row]) -> dict[tuple[int, bool], Row]:
-    """Per worker count and provenance setting, the run with the median calls/s (its latencies with it)."""
-    runs: dict[tuple[int, bool], list[Row]] = {}
-    for row in rows:
-        runs.setdefault((row.workers, row.provenance), []).append(row)
-    return {key: sorted(group, key=lambda r: r.calls_per_s)[(len(group) - 1) // 2] for key, group in runs.items()}
-
-
 def _table(rows: list[Row], worker_counts: list[int]) -> str:
-    by = _median_rows(rows)
+    by = {(r.workers, r.provenance): r for r in rows}
     header = "| | " + " | ".join(f"{n} worker{'s' if n > 1 else ''}" for n in worker_counts) + " |"
     lines = [header, "|---|" + "---:|" * len(worker_counts)]
 
@@ -301,22 +366,43 @@ def _table(rows: list[Row], worker_counts: list[int]) -> str:
 
     def cost(n: int) -> str:
         on, off = get(n, True), get(n, False)
-        if on is None or off is None or not off.calls_per_s:
+        value = _cost(off, on) if on is not None and off is not None else None
+        return "" if value is None else f"{100 * value:.1f} %"
+
+    def cpu(n: int) -> str:
+        on, off = get(n, True), get(n, False)
+        if on is None or off is None or on.server_cpu_us is None or off.server_cpu_us is None:
             return ""
-        return f"{100 * (1 - on.calls_per_s / off.calls_per_s):.1f} %"
+        return f"{on.server_cpu_us:,.0f} / {off.server_cpu_us:,.0f}"
+
+    def cpu_cost(n: int) -> str:
+        on, off = get(n, True), get(n, False)
+        if on is None or off is None or on.server_cpu_us is None or not off.server_cpu_us:
+            return ""
+        extra = on.server_cpu_us - off.server_cpu_us
+        return f"{extra:+,.0f} ({100 * extra / off.server_cpu_us:+.1f} %)"
+
+    def failures(n: int) -> str:
+        return " / ".join(str(r.errors) if r else "" for r in (get(n, True), get(n, False)))
 
     def checks(n: int) -> str:
-        runs = [r for r in rows if r.workers == n and r.provenance]
-        good = sum(1 for r in runs if r.verified and r.spans == r.total_calls)
-        return f"{good} of {len(runs)} runs ({sum(r.spans or 0 for r in runs):,} spans)"
+        r = get(n, True)
+        if r is None or r.spans is None:
+            return ""
+        return f"{'yes' if r.spans == r.total_calls else 'NO'} ({r.spans:,}), {'ok' if r.verified else 'FAILED'}"
 
     line("calls/s, provenance on", lambda n: f"{r.calls_per_s:,.0f}" if (r := get(n, True)) else "")
     line("calls/s, provenance off", lambda n: f"{r.calls_per_s:,.0f}" if (r := get(n, False)) else "")
     line("provenance cost of throughput", cost)
+    line("server CPU µs per call, on / off", cpu)
+    line("provenance CPU µs per call", cpu_cost)
     line("p50 / p99 ms, provenance on", lambda n: f"{r.p50_ms:.1f} / {r.p99_ms:.1f}" if (r := get(n, True)) else "")
     line("p50 / p99 ms, provenance off", lambda n: f"{r.p50_ms:.1f} / {r.p99_ms:.1f}" if (r := get(n, False)) else "")
-    line("failed calls, all runs", lambda n: str(sum(r.errors for r in rows if r.workers == n)))
-    line("spans == calls and verify ok", checks)
+    line(
+        "failed calls (on / off)",
+        lambda n: " / ".join(str(r.errors) if r else "" for r in (get(n, True), get(n, False))),
+    )
+    line("spans == calls, verify", checks)
     line("share of calls per worker", lambda n: " / ".join(f"{s:.0%}" for s in r.shares) if (r := get(n, True)) else "")
     return "\n".join(lines)
 
@@ -329,10 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated (default 1,2,4)")
     parser.add_argument("--clients", type=int, default=64, help="concurrent clients (default 64)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per run (default 5)")
+    parser.add_argument("--blocks", type=int, default=6, help="timed blocks per server (default 6)")
+    parser.add_argument("--block", type=float, default=2.5, help="timed seconds per block (default 2.5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="untimed seconds first (default 1)")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of every cell; the table shows the median")
-    parser.add_argument("--quick", action="store_true", help="smoke run: one round, 2 s per run")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 blocks of 1 s")
     parser.add_argument("--no-write", action="store_true", help="print only; write no results")
     args = parser.parse_args(argv)
     if args.role == "serve":
@@ -343,28 +429,26 @@ def main(argv: list[str] | None = None) -> int:
 
     counts = [int(n) for n in args.workers.split(",")]
     if args.quick:
-        args.seconds, args.warmup, args.rounds = 2.0, 0.5, 1
+        args.blocks, args.block, args.warmup = 2, 1.0, 0.5
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="mcp-ledger-http-load-") as tmp:
         os.environ.setdefault("MCP_LEDGER_CHECKPOINT_KEY", str(Path(tmp) / "checkpoint-key.pem"))
-        # Which setting runs first alternates from round to round: a drift of the machine falls on both.
-        runs = [
-            (round_, n, provenance_on)
-            for round_ in range(args.rounds)
-            for n in counts
-            for provenance_on in ((False, True) if round_ % 2 == 0 else (True, False))
-        ]
-        for round_, n, provenance_on in runs:
-            directory = Path(tmp) / f"round{round_}"
-            row = _run_row(n, provenance_on, args.clients, args.warmup, args.seconds, directory)
-            print(
-                f"{n} worker(s), provenance {'on ' if provenance_on else 'off'}: {row.calls_per_s:,.0f} calls/s, "
-                f"p50 {row.p50_ms} ms, p99 {row.p99_ms} ms, {row.errors} failed, load {row.load_average}"
-                + (f", spans {row.spans} of {row.total_calls} calls, verify {row.verified}" if provenance_on else ""),
-                file=sys.stderr,
-                flush=True,
-            )
-            rows.append(row)
+        for n in counts:
+            pair = _run_pair(n, args.clients, args.warmup, args.blocks, args.block, Path(tmp))
+            for row in pair:
+                print(
+                    f"{n} worker(s), provenance {'on ' if row.provenance else 'off'}: {row.calls_per_s:,.0f} calls/s "
+                    f"(blocks {row.block_rates}), p50 {row.p50_ms} ms, p99 {row.p99_ms} ms, {row.errors} failed, "
+                    f"load {row.load_average}"
+                    + (
+                        f", {row.spans} spans of {row.total_calls} calls, verify {row.verified}"
+                        if row.provenance
+                        else ""
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
+            rows += pair
     table = _table(rows, counts)
     print(table)
     failed = [r for r in rows if r.provenance and (not r.verified or r.spans != r.total_calls)]
@@ -372,14 +456,15 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "http_load",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "clients": args.clients,
-        "seconds": args.seconds,
+        "blocks": args.blocks,
+        "block_seconds": args.block,
         "warmup": args.warmup,
-        "rounds": args.rounds,
         "rows": [asdict(r) for r in rows],
         "table": table,
     }
     if not args.no_write:
         print(f"\nwrote {save('http_load', results)}", file=sys.stderr)
+        (RESULTS_DIR / "http_load-latest.md").write_text(table + "\n")
     if failed:
         print("LEDGER CHECK FAILED: " + ", ".join(f"{r.workers} worker(s)" for r in failed), file=sys.stderr)
         return 1

@@ -162,9 +162,10 @@ def chain_pids(ledger: Path) -> set[int]:
     return pids
 
 
-async def test_a_worker_killed_under_load_loses_no_answered_call_and_is_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fsync", ["batch", "always"])
+async def test_a_worker_killed_under_load_loses_no_answered_call_and_is_replaced(tmp_path: Path, fsync: str) -> None:
     clients = 12
-    with serve(tmp_path, 3, "--toolsets", "prov") as served:
+    with serve(tmp_path, 3, "--toolsets", "prov", "--fsync", fsync) as served:
         first = served.workers()
         stop = asyncio.Event()
         running = asyncio.create_task(load(served.url, clients, stop))
@@ -215,6 +216,11 @@ async def test_a_worker_killed_under_load_loses_no_answered_call_and_is_replaced
     assert all(spans[s]["attributes"]["jsonrpc.request.id"] == r for s, r in answered.items())
     # Spans beyond the answered calls: only calls that failed (in flight on the killed worker).
     assert len(spans) - len(answered) <= len(failed)
+    # The killed worker's chain ended in the zero bytes it had reserved ahead; the next worker to record a
+    # call repaired it (the store's torn-tail recovery): cut back to its last whole line.
+    (killed,) = served.ledger.glob(f"*-p{victim}-*.jsonl")
+    assert not killed.read_bytes().endswith(b"\0")
+    assert killed.read_bytes().endswith(b"\n")
     verify = subprocess.run(
         [sys.executable, "-m", "mcp_ledger.server", "verify", "--ledger-dir", str(served.ledger)],
         capture_output=True,

@@ -57,14 +57,17 @@ test: lint pytest
 regenerate: $(STAMP)
 	$(BIN)/python -m mcp_ledger.tools.regenerate
 
-# Benchmarks print a table and write JSON under bench/results/; DuckDB is a comparison point in
-# bench/store.py only, so it is installed here and never as a dependency of the project.
+# Benchmarks print a table and write JSON under bench/results/ (DuckDB, a comparison point in
+# bench/store.py and the reader in bench/export.py, comes with the dev extra).
 bench: $(STAMP)
-	$(BIN)/pip install --quiet duckdb
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.toolslist
 	$(BIN)/python -m bench.infer
+	$(BIN)/python -m bench.export
+	$(BIN)/python -m bench.errors
+	$(BIN)/python -m bench.otlp
+	$(BIN)/python -m bench.http_load
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS_CLIENT)/node_modules

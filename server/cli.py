@@ -119,8 +119,14 @@ def _supervise(settings: ServerSettings, args: argparse.Namespace) -> int:
         print(f"mcp-ledger serve: {exc}", file=sys.stderr)
         return 1
     command = [sys.executable, "-m", "mcp_ledger.server", *args.argv]
+    host, port = sockets[0].getsockname()[:2]  # the port the system gave for --port 0
+    where = f"http://[{host}]:{port}/mcp" if ":" in host else f"http://{host}:{port}/mcp"
+
+    def serving() -> None:
+        print(f"mcp-ledger serve: {settings.workers} workers serving {where}", file=sys.stderr, flush=True)
+
     try:
-        return workers.supervise(command, settings.workers, sockets)
+        return workers.supervise(command, settings.workers, sockets, on_ready=serving)
     finally:
         for sock in sockets:
             sock.close()

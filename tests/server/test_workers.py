@@ -355,3 +355,26 @@ async def test_one_http_server_stops_with_status_0_on_sigterm_and_closes_its_cha
             proc.kill()
     (segment,) = ledger.glob("*-p*.jsonl")
     assert not segment.read_bytes().endswith(b"\0")  # closed: cut to its last line, no reserved zero tail
+
+
+def start_with_stderr(tmp_path: Path, *flags: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "mcp_ledger.server", "serve", "--transport", "http", *flags]
+    env = {**os.environ, "MCP_LEDGER_DIR": str(tmp_path / "ledger")}
+    return subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+
+
+async def test_the_supervisor_says_where_it_serves_once_every_worker_does(tmp_path: Path) -> None:
+    """With --port 0 the system picks the port: the one line on stderr is the only way to learn it."""
+    proc = start_with_stderr(tmp_path, "--port", "0", "--workers", "2")
+    try:
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 60)
+        prefix = "mcp-ledger serve: 2 workers serving http://127.0.0.1:"
+        assert line.startswith(prefix) and line.rstrip().endswith("/mcp"), line
+        url = line.strip().removeprefix("mcp-ledger serve: 2 workers serving ")
+        assert int(url.rsplit(":", 1)[1].removesuffix("/mcp")) > 0
+        async with httpx.AsyncClient(timeout=30) as http:
+            assert await one_call(http, url, "where-1") is not None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

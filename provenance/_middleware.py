@@ -455,9 +455,9 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
                         if self._deadlines.stop(task):  # the tool swallowed the cancellation; the time was up
                             raw = self._timed_out(span, timeout)
                     result = raw if raw is None or isinstance(raw, dict) else _as_dict(raw)
-                    if result is not None and result.get("isError") is True and span.error_type is None:
-                        await _redact_error_text(result)
-                        span.fail(TOOL_ERROR, _first_text(result))
+                if result is not None and result.get("isError") is True and span.error_type is None:
+                    await _redact_error_text(result)  # the tool's own error (a timeout's text is ours)
+                    span.fail(TOOL_ERROR, _first_text(result))
         except MCPError as exc:
             span.fail(str(exc.error.code), exc.error.message)
             raise
@@ -496,18 +496,11 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, span: _OpenCall, limit: float | None
     ) -> dict[str, Any] | None:
         """A call without a deadline, or outside an asyncio task (trio): a cancel scope of its own."""
-        timeout = limit
-        if timeout is None:
+        if limit is None:
+            return _as_dict(await call_next(ctx))
+        with anyio.move_on_after(limit) as scope:
             result = _as_dict(await call_next(ctx))
-        else:
-            with anyio.move_on_after(timeout) as scope:
-                result = _as_dict(await call_next(ctx))
-            if scope.cancelled_caught:
-                return self._timed_out(span, timeout)
-        if result is not None and result.get("isError") is True:
-            await _redact_error_text(result)
-            span.fail(TOOL_ERROR, _first_text(result))
-        return result
+        return self._timed_out(span, limit) if scope.cancelled_caught else result
 
     async def record_rejected(
         self, *, request_id: str | int | None, params: Any, code: int, message: str, session_id: str | None = None

@@ -94,6 +94,18 @@ async def test_tool_error_result_is_an_error_span(connect: Any, ledger_dir: Path
     assert result.meta[provenance.SPAN_ID_META_KEY] == span["span_id"]
 
 
+async def test_without_any_deadline_a_tool_error_is_still_an_error_span(connect: Any, ledger_dir: Path) -> None:
+    """A middleware built with ``call_timeout=None`` (library use; the server always sets one) takes the path
+    without the deadline sweep: the tool's error result is recorded as such all the same."""
+    async with connect() as (client, app):
+        app.middleware.call_timeout = None
+        result = await client.call_tool("fake_fail", {"text": "nope"})
+    assert result.is_error and "upstream said no: nope" in result_text(result)
+    span = only_span(ledger_dir)
+    assert span["attributes"]["error.type"] == "tool_error"
+    assert "upstream said no" in span["status"]["message"]
+
+
 async def test_invalid_arguments_give_a_short_message_naming_the_field(
     connect: Any, ledger_dir: Path, mode: str
 ) -> None:

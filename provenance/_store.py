@@ -277,22 +277,55 @@ class SpanStore:
         (bounded) and written once :meth:`recover` succeeds.
         """
         with self._lock:
-            if self._open is None or self.failure is not None or self._closed:
-                if self._closed:
-                    raise RecordError("the ledger is closed")
-                if self.failure is not None:
-                    self._hold(record)
-                    raise RecordError(self.failure)
-            try:
-                self._write(record)
-            except OSError as exc:
-                self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
-                self._hold(record)
-                raise RecordError(self.failure or "") from None
-            seq = self._seq - 1
+            segment = self._open
+            if segment is None or self.failure is not None or self._closed:
+                seq = self._slow_append(record)
+            else:
+                # The common case, flat (what _write, _stamp and _put do, without their frames).
+                record["v"] = SCHEMA_VERSION
+                record["seq"] = seq = self._seq
+                record["prev"] = self._prev
+                try:
+                    line = orjson.dumps(record, option=_LINE_OPTIONS)
+                except TypeError:
+                    line = canonical_json(record)  # see _stamp
+                if self._segment_lines > 1 and segment.size + len(line) + 1 > self.segment_bytes:
+                    seq = self._slow_append(record)  # the segment is full: rotate
+                else:
+                    try:
+                        segment.append(line + b"\n")  # all of it or, on OSError, nothing
+                    except OSError as exc:
+                        self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
+                        self._hold(record)
+                        raise RecordError(self.failure or "") from None
+                    self._segment_lines += 1
+                    self._seq = seq + 1
+                    self._prev = prev = "sha256:" + hashlib.sha256(line).hexdigest()
+                    leaves = self._leaves
+                    if leaves is not None:
+                        leaves.append(prev)
+                        if len(leaves) >= self._checkpoint_every:
+                            self._checkpoints.poke()  # type: ignore[union-attr]  # set together with _leaves
         if self._syncer is not None:
             self._syncer.poke()
         return seq
+
+    def _slow_append(self, record: dict[str, Any]) -> int:
+        """:meth:`append` (under the lock) of the first line, into a full segment, or while the store is
+        failed or closed."""
+        if self._open is None or self.failure is not None or self._closed:
+            if self._closed:
+                raise RecordError("the ledger is closed")
+            if self.failure is not None:
+                self._hold(record)
+                raise RecordError(self.failure)
+        try:
+            self._write(record)
+        except OSError as exc:
+            self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
+            self._hold(record)
+            raise RecordError(self.failure or "") from None
+        return self._seq - 1
 
     def wait_durable(self, seq: int) -> None:
         """Block until line ``seq`` is on disk (fsync "always"); concurrent waiters share one fsync.

@@ -464,11 +464,13 @@ def redact_payload(value: Any, root: str = "$") -> tuple[Any, list[str]]:
 # these words: a serialised payload without any of them has nothing to redact. (A hit only means "look
 # closer".) The payload is lower-cased first, so one case-sensitive pattern whose alternatives all
 # start with a literal covers both; the engine then skips ahead to candidate characters (3 µs per KiB,
-# where a case-insensitive pattern took 70).
+# where a case-insensitive pattern took 70). The words are grouped by their first letters: at each
+# candidate character the engine then tries a dozen alternatives instead of thirty (half the time; the
+# flat list is the test's reference, tests/provenance/test_redact.py).
 MAYBE_SECRET = re.compile(
-    rb"gh[pousr]_|github_pat_|hf_|akia|asia|eyj|-----begin|bearer|basic"
-    rb"|token|secret|passw|passphrase|authoriz|api.?key|private|client.key|credential|cookie"
-    rb"|session.key|access.key|signing.key|auth.?header|env|pwd|://|key=|sig=|code=|signature="
+    rb"a(?:kia|sia|uth(?:oriz|.?header)|pi.?key|ccess.key)|b(?:earer|asic)|c(?:lient.key|redential|ookie|ode=)"
+    rb"|e(?:yj|nv)|g(?:h[pousr]_|ithub_pat_)|hf_|key=|p(?:ass(?:w|phrase)|rivate|wd)"
+    rb"|s(?:e(?:cret|ssion.key)|ig(?:=|n(?:ature=|ing.key)))|token|-----begin|://"
 )
 CANONICAL_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

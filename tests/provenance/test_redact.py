@@ -365,3 +365,32 @@ def test_every_alternative_of_the_payload_prefilter_starts_with_a_literal() -> N
     (op, (_, branches)), *_ = sre_parse.parse(_redact.MAYBE_SECRET.pattern.decode())
     assert op == sre_constants.BRANCH
     assert all(branch[0][0] == sre_constants.LITERAL for branch in branches)
+
+
+# The prefilter's words as a flat list: the reference that the grouped pattern in _redact must equal.
+_PREFILTER_REFERENCE = re.compile(
+    rb"gh[pousr]_|github_pat_|hf_|akia|asia|eyj|-----begin|bearer|basic"
+    rb"|token|secret|passw|passphrase|authoriz|api.?key|private|client.key|credential|cookie"
+    rb"|session.key|access.key|signing.key|auth.?header|env|pwd|://|key=|sig=|code=|signature="
+)
+_PREFILTER_WORDS = [
+    b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_", b"hf_", b"akia", b"asia", b"eyj", b"-----begin",
+    b"bearer", b"basic", b"token", b"secret", b"passw", b"passphrase", b"authoriz", b"apikey", b"api_key",
+    b"client.key", b"credential", b"cookie", b"session-key", b"access_key", b"signing_key", b"authheader",
+    b"auth-header", b"env", b"pwd", b"://", b"key=", b"sig=", b"code=", b"signature=",
+]  # fmt: skip
+_near_words = st.sampled_from(_PREFILTER_WORDS).flatmap(
+    lambda word: st.sampled_from([word, word[:-1], word[1:]]) | st.builds(lambda i, c: word[:i] + c + word[i + 1 :],
+        st.integers(0, len(word) - 1), st.sampled_from([b"_", b"-", b"x", b".", b"\n", b"=", b":"]))
+)  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(_near_words | st.binary(max_size=6) | st.sampled_from([b"a", b"s", b"au", b"sig", b"pass"]), max_size=8)
+)
+def test_the_grouped_payload_prefilter_finds_exactly_what_the_flat_word_list_finds(parts: list[bytes]) -> None:
+    text = b"".join(parts)
+    found, reference = _redact.MAYBE_SECRET.search(text), _PREFILTER_REFERENCE.search(text)
+    assert (found is None) == (reference is None)
+    assert found is None or reference is None or found.start() == reference.start()

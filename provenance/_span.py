@@ -16,6 +16,7 @@ import orjson
 from orjson import OPT_SORT_KEYS, dumps
 
 from mcp_ledger.provenance._annotate import CallFacts
+from mcp_ledger.provenance._compat import SMALL_HASH_BYTES, small_sha256
 from mcp_ledger.provenance._redact import (
     MAYBE_SECRET,
     canonical_json,
@@ -70,20 +71,24 @@ _PATH_CHARS = 256
 def _digest(payload: Any, preview_bytes: int, canonical: bytes | None = None) -> dict[str, Any]:
     """Digest and bounded preview of the redacted payload; the digest covers the redacted form."""
     if canonical is not None and MAYBE_SECRET.search(canonical.lower()) is None:
-        paths: list[str] = []  # the common case, without a second look (see ``redact_canonical``)
-    else:
-        canonical, paths = redact_canonical(payload, "$", canonical)
-        if paths and (len(paths) > _REDACTION_PATHS or max(map(len, paths)) > _PATH_CHARS):
-            paths = _bounded_paths(paths)
+        return _described(canonical, [], preview_bytes)  # nothing to redact (see ``redact_canonical``)
+    canonical, paths = redact_canonical(payload, "$", canonical)
+    if paths and (len(paths) > _REDACTION_PATHS or max(map(len, paths)) > _PATH_CHARS):
+        paths = _bounded_paths(paths)
+    return _described(canonical, paths, preview_bytes)
+
+
+def _described(canonical: bytes, redactions: list[str], preview_bytes: int) -> dict[str, Any]:
+    """A span's ``input`` / ``output``: the redacted canonical form's digest, size and bounded preview."""
     size = len(canonical)
     truncated = size > preview_bytes
     preview = canonical[:preview_bytes].decode("utf-8", errors="ignore") if truncated else canonical.decode()
     return {
-        "sha256": sha256(canonical).hexdigest(),
+        "sha256": (small_sha256 if size < SMALL_HASH_BYTES else sha256)(canonical).hexdigest(),
         "size": size,
         "preview": preview,
         "truncated": truncated,
-        "redactions": paths,
+        "redactions": redactions,
     }
 
 
@@ -159,9 +164,23 @@ class SpanBuilder:
         """Redact and digest the input, output and upstream facts: all of a span's redaction work, which
         the middleware may hand to a worker thread for a large payload before :meth:`record`."""
         canonical_in, canonical_out = self.canonical or (None, None)
+        if (
+            canonical_in is not None
+            and canonical_out is not None
+            # One look at both (the common case: neither may hold a secret); the newline between them keeps
+            # a match from spanning the two. A match sends each to its own look.
+            and MAYBE_SECRET.search(b"\n".join((canonical_in, canonical_out)).lower()) is None
+        ):
+            digest_in, digest_out = (
+                _described(canonical_in, [], preview_bytes),
+                _described(canonical_out, [], preview_bytes),
+            )
+        else:
+            digest_in = _digest(_input_of(self.arguments), preview_bytes, canonical_in)
+            digest_out = _digest(_output_of(result), preview_bytes, canonical_out)
         self.digests = (
-            _digest(_input_of(self.arguments), preview_bytes, canonical_in),
-            _digest(_output_of(result), preview_bytes, canonical_out),
+            digest_in,
+            digest_out,
             redact_payload(self.facts.upstream, "$")[0] if self.facts.upstream else {},
         )
 

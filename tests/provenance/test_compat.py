@@ -150,3 +150,17 @@ def test_the_current_task_is_found_across_loops_and_threads() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_the_small_payload_sha256_is_cpython_s_own_and_agrees_with_hashlib() -> None:
+    # _span digests payloads under SMALL_HASH_BYTES with CPython's own SHA-256 (its short code path is the
+    # cheaper one in a cold server); it must be that implementation, and give hashlib's digests.
+    import hashlib
+
+    from mcp_ledger.provenance._compat import SMALL_HASH_BYTES, small_sha256
+
+    assert small_sha256 is not hashlib.sha256
+    assert small_sha256.__module__ in {"_sha2", "_sha256"}
+    for size in (0, 1, 55, 56, 63, 64, 65, SMALL_HASH_BYTES - 1, SMALL_HASH_BYTES, 5000):
+        data = bytes(range(256)) * (size // 256 + 1)
+        assert small_sha256(data[:size]).hexdigest() == hashlib.sha256(data[:size]).hexdigest()

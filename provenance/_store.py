@@ -17,7 +17,9 @@ follows the policy: ``always`` (the caller waits in :meth:`SpanStore.wait_durabl
 share one fsync — group commit), ``batch`` (at most every ``fsync_interval`` seconds), ``never``.
 
 Every line takes one path into the chain, :meth:`SpanStore._write`: stamped (``v``, ``seq``,
-``prev``), rotated into a new segment when the open one is full, copied in, and the chain advanced.
+``prev``), rotated into a new segment when the open one is full, copied in, and the chain advanced. A
+line's own digest is not needed until the next line's ``prev``: it is taken then, or earlier by
+:meth:`SpanStore.settle`, which a server calls once its answer has gone out.
 
 Failures fail closed: a failed write leaves the store *failed* with the unrecorded spans held in
 memory; :meth:`SpanStore.recover` retries them. The store owns a held record and decides what it
@@ -71,6 +73,7 @@ class RecordError(Exception):
 
 
 def line_digest(line: bytes) -> str:
+    """A line's digest as the next line's ``prev`` holds it (OpenSSL's SHA-256: lines are ~1 KB or more)."""
     return "sha256:" + hashlib.sha256(line).hexdigest()
 
 
@@ -80,11 +83,16 @@ def new_chain_id() -> str:
 
 
 # As canonical_json writes it, without OPT_NON_STR_KEYS (a third of the time of a line): a record with a
-# key that is not a string fails here and takes canonical_json's path, which writes the same bytes.
-_LINE_OPTIONS = orjson.OPT_SORT_KEYS
+# key that is not a string fails here and takes canonical_json's path, which writes the same bytes. The
+# newline comes with it (no copy of the line to add one).
+_LINE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _PAGE = mmap.PAGESIZE
 _RESERVE_STEP = 256 * 1024  # file space reserved (and mapped) at a time
 _POPULATE_WINDOW = 64 * 1024  # pages made writable at a time
+_AHEAD = 16 * 1024  # what settle() keeps ready past the last line
+# A copy of a fresh SHA-256 context skips OpenSSL's look-up of the algorithm by name and its set-up on every
+# line (a fifth of the digest's time when the server's caches are cold); it is never updated itself.
+_SHA256 = hashlib.sha256()
 _ZEROS = memoryview(bytes(_RESERVE_STEP + _PAGE))
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux 5.14+; Python 3.11 lacks the name
 _populate_supported = hasattr(mmap.mmap, "madvise")
@@ -118,6 +126,20 @@ class _OpenSegment:
             self._populate()
         self.map[self.size : end] = data
         self.size = end
+
+    def ahead(self) -> None:
+        """Reserve and make writable the space the next lines will take, before they need it.
+
+        Appends do this themselves when they reach the end of what is ready; a server calls it between
+        requests (``SpanStore.settle``) so that the system calls fall outside the requests.
+        """
+        if self.map is None:
+            return
+        want = self.size + _AHEAD
+        if want > self.capacity:
+            self._reserve(want)
+        if want > self.populated:
+            self._populate()
 
     def _pwrite(self, data: bytes) -> None:
         written = 0
@@ -242,6 +264,7 @@ class SpanStore:
         self._segment_lines = 0
         self._seq = 0
         self._prev: str | None = None
+        self._unhashed: bytes | None = None  # the last line, until its digest is taken (``_chain_head``)
         self._pending: deque[dict[str, Any]] = deque()
         self.dropped = 0
         self.failure: str | None = None
@@ -277,55 +300,37 @@ class SpanStore:
         (bounded) and written once :meth:`recover` succeeds.
         """
         with self._lock:
-            segment = self._open
-            if segment is None or self.failure is not None or self._closed:
-                seq = self._slow_append(record)
-            else:
-                # The common case, flat (what _write, _stamp and _put do, without their frames).
-                record["v"] = SCHEMA_VERSION
-                record["seq"] = seq = self._seq
-                record["prev"] = self._prev
-                try:
-                    line = orjson.dumps(record, option=_LINE_OPTIONS)
-                except TypeError:
-                    line = canonical_json(record)  # see _stamp
-                if self._segment_lines > 1 and segment.size + len(line) + 1 > self.segment_bytes:
-                    seq = self._slow_append(record)  # the segment is full: rotate
-                else:
-                    try:
-                        segment.append(line + b"\n")  # all of it or, on OSError, nothing
-                    except OSError as exc:
-                        self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
-                        self._hold(record)
-                        raise RecordError(self.failure or "") from None
-                    self._segment_lines += 1
-                    self._seq = seq + 1
-                    self._prev = prev = "sha256:" + hashlib.sha256(line).hexdigest()
-                    leaves = self._leaves
-                    if leaves is not None:
-                        leaves.append(prev)
-                        if len(leaves) >= self._checkpoint_every:
-                            self._checkpoints.poke()  # type: ignore[union-attr]  # set together with _leaves
+            if self._open is None or self.failure is not None or self._closed:
+                if self._closed:
+                    raise RecordError("the ledger is closed")
+                if self.failure is not None:
+                    self._hold(record)
+                    raise RecordError(self.failure)
+            try:
+                self._write(record)
+            except OSError as exc:
+                self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
+                self._hold(record)
+                raise RecordError(self.failure or "") from None
+            seq = self._seq - 1
         if self._syncer is not None:
             self._syncer.poke()
         return seq
 
-    def _slow_append(self, record: dict[str, Any]) -> int:
-        """:meth:`append` (under the lock) of the first line, into a full segment, or while the store is
-        failed or closed."""
-        if self._open is None or self.failure is not None or self._closed:
-            if self._closed:
-                raise RecordError("the ledger is closed")
-            if self.failure is not None:
-                self._hold(record)
-                raise RecordError(self.failure)
-        try:
-            self._write(record)
-        except OSError as exc:
-            self._fail(f"could not write to the ledger in {self.directory}: {_describe(exc)}")
-            self._hold(record)
-            raise RecordError(self.failure or "") from None
-        return self._seq - 1
+    def settle(self) -> None:
+        """Do now what the next append would otherwise do first: take the chain digest of the last line
+        (and hand it to the checkpoint thread) and make the space for the next lines ready.
+
+        A server calls this once an answer has gone out (see ``server.transport``), so that this work is
+        done while the client reads the answer instead of inside the next request.
+        """
+        with self._lock:
+            if self._unhashed is not None:
+                self._chain_head()
+            segment = self._open
+            if segment is not None and self.failure is None:
+                with contextlib.suppress(OSError):  # the next append meets it too, and says so
+                    segment.ahead()
 
     def wait_durable(self, seq: int) -> None:
         """Block until line ``seq`` is on disk (fsync "always"); concurrent waiters share one fsync.
@@ -423,6 +428,7 @@ class SpanStore:
     def _take_leaves(self) -> tuple[list[str], int]:
         """For the checkpoint thread: digests of the lines written since the last call, and the last seq on disk."""
         with self._lock:
+            self._chain_head()
             leaves, self._leaves = self._leaves or [], []
             if self._fatal:
                 return leaves, -1  # a failed flush: nothing more may be called durable
@@ -454,42 +460,49 @@ class SpanStore:
             self._fatal = True
             self._fail(f"could not flush ledger segment {index} to disk: {_describe(exc)}; restart the server")
 
-    def _write(self, record: dict[str, Any]) -> None:
-        """The one path of a line into the chain: stamp, rotate when the segment is full, copy in, advance.
+    def _write(self, record: dict[str, Any], into: _OpenSegment | None = None) -> None:
+        """The one path of a line into the chain: stamp (``v``, ``seq``, ``prev``), rotate when the segment is
+        full, copy in (sorted keys, compact, UTF-8, and the newline), advance. ``into``: a new segment, for
+        its header (never rotated).
 
         OSError when it could not be written (nothing of it is then in the segment).
         """
-        if self._open is None:
+        segment = into or self._open
+        if segment is None:
             self._start()
-        line = self._stamp(record)
-        segment = self._open
-        assert segment is not None
-        if self._segment_lines > 1 and segment.size + len(line) + 1 > self.segment_bytes:
+            segment = self._open
+            assert segment is not None
+        record["v"] = SCHEMA_VERSION
+        record["seq"] = self._seq
+        record["prev"] = self._prev if self._unhashed is None else self._chain_head()
+        try:
+            line = orjson.dumps(record, option=_LINE_OPTIONS)
+        except TypeError:
+            line = canonical_json(record) + b"\n"  # see _LINE_OPTIONS
+        if into is None and self._segment_lines > 1 and segment.size + len(line) > self.segment_bytes:
             self._rotate()
             self._write(record)  # once more, into the new segment (its header took a seq)
             return
-        self._put(segment, line)
-
-    def _stamp(self, record: dict[str, Any]) -> bytes:
-        """Give ``record`` its place in the chain and return its line (sorted keys, compact, UTF-8, no newline)."""
-        record["v"] = SCHEMA_VERSION
-        record["seq"] = self._seq
-        record["prev"] = self._prev
-        try:
-            return orjson.dumps(record, option=_LINE_OPTIONS)
-        except TypeError:
-            return canonical_json(record)  # see there
-
-    def _put(self, segment: _OpenSegment, line: bytes) -> None:
-        segment.append(line + b"\n")  # all of it or, on OSError, nothing
+        segment.append(line)  # all of it or, on OSError, nothing
         self._segment_lines += 1
         self._seq += 1
-        self._prev = prev = "sha256:" + hashlib.sha256(line).hexdigest()
+        self._unhashed = line  # its digest is taken by the next line's stamp or by settle(), whichever is first
+
+    def _chain_head(self) -> str | None:
+        """``prev`` for the next line (under the lock): the last line's digest, taken now if not yet."""
+        line = self._unhashed
+        if line is None:
+            return self._prev
+        self._unhashed = None
+        digest = _SHA256.copy()  # OpenSSL's set-up done once (see _SHA256)
+        digest.update(memoryview(line)[:-1])  # without its newline
+        self._prev = prev = "sha256:" + digest.hexdigest()
         leaves = self._leaves
         if leaves is not None:
             leaves.append(prev)
             if len(leaves) >= self._checkpoint_every:
                 self._checkpoints.poke()  # type: ignore[union-attr]  # set together with _leaves
+        return prev
 
     def _start(self) -> None:
         """Open the first segment lazily: a probe process that records nothing leaves no chain.
@@ -525,6 +538,7 @@ class SpanStore:
         index = self._segment_index + 1
         path = self.directory / segment_name(self.chain, index)
         unfinished = self.directory / unfinished_name(self.chain, index)
+        self._chain_head()  # before the state is saved: a failure below restores a chain whose digests are taken
         fd = os.open(unfinished, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         segment = _OpenSegment(fd)
         saved = (self._open, self._segment_lines, self._seq, self._prev)
@@ -539,11 +553,12 @@ class SpanStore:
                 "writer": self._writer,
             }
             self._segment_lines = 0
-            self._put(segment, self._stamp(header))
+            self._write(header, segment)
             os.rename(unfinished, path)
             self._open = segment
         except OSError:
             self._open, self._segment_lines, self._seq, self._prev = saved
+            self._unhashed = None  # the header's line, if it got that far
             if self._leaves is not None:
                 del self._leaves[leaves_before:]  # the header's digest, if it got that far
             if segment.map is not None:

@@ -261,6 +261,7 @@ async def serve_stdio(app: LedgerApp) -> None:
                     await wire.write(item + b"\n")
                     if answered:
                         in_flight.answer()
+                        app.store.settle()  # while the client reads the answer
                 else:
                     await wire.write(item + b"\n")
 
@@ -323,6 +324,7 @@ def guarded_http_app(app: LedgerApp, inner: ASGIApp) -> ASGIApp:
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
             scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
         await inner(scope, _replay(body, receive), send)
+        app.store.settle()  # the answer has gone out (the chain digest of its span, see SpanStore.settle)
 
     return guarded
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 from collections.abc import Callable
@@ -457,3 +458,27 @@ async def test_prov_verify_with_the_public_key_sees_a_deleted_chain(
         assert "chain is missing" in checked["checkpoints"]["failures"][0]["reason"]
         bad = await client.call_tool("prov_verify", {"public_key": "/etc/passwd"})
         assert bad.is_error
+
+
+@pytest.mark.parametrize("settle", [True, False], ids=["settled after each line", "digests taken lazily"])
+def test_a_line_s_digest_is_the_same_whether_settled_early_or_taken_by_the_next_line(
+    tmp_path: Path, key: SigningKey, settle: bool
+) -> None:
+    # A server settles once its answer is out (SpanStore.settle); otherwise the next line, a rotation or the
+    # checkpoint thread takes the digest. The chain and what checkpoints cover must not tell the two apart.
+    writer = provenance.CheckpointWriter(tmp_path, key, every=0, interval=0)
+    store = provenance.SpanStore(tmp_path, fsync="never", segment_bytes=2048, checkpoints=writer)
+    for i in range(12):
+        store.append(synthetic_span(i))
+        if settle:
+            store.settle()
+        if i == 4:
+            first = writer.checkpoint()
+            assert first is not None and first.tree_size == store._seq  # the line just written is covered
+    store.close()
+    lines = [line for path in segments(tmp_path, store.chain) for line in path.read_bytes().splitlines()]
+    assert len(segments(tmp_path, store.chain)) > 1
+    for prev_line, line in itertools.pairwise(lines):
+        assert orjson.loads(line)["prev"] == "sha256:" + hashlib.sha256(prev_line).hexdigest()
+    assert provenance.Ledger(tmp_path).verify().ok
+    assert check_checkpoints(tmp_path, [key.public]).covered == {store.chain: len(lines)}

@@ -6,6 +6,7 @@ server's own descriptors (an event-loop pipe is non-blocking).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -13,6 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
+import pytest
+
+from mcp_ledger import provenance
 from tests.server.test_stdio import _exchange
 
 INIT = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
@@ -103,3 +108,56 @@ def test_requests_from_a_file_are_answered_into_a_file(tmp_path: Path) -> None:
     got = [json.loads(line) for line in answers.read_text().splitlines()]
     assert [reply["id"] for reply in got] == [1, 2]
     assert any(tool["name"] == "prov_stats" for tool in got[1]["result"]["tools"])
+
+
+def test_the_chain_digest_of_an_answered_call_is_taken_after_its_answer_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stdio writer settles the store (SpanStore.settle) once a response is out: the span's line is
+    written before the answer, the work the next line would do first is done after it."""
+    from mcp_ledger.server import transport
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path / "ledger")
+    to_server_r, to_server_w = os.pipe()
+    from_server_r, from_server_w = os.pipe()
+    wire_in, wire_out = os.fdopen(to_server_r, "rb"), os.fdopen(from_server_w, "wb")
+    monkeypatch.setattr(transport, "_claim_stdio", lambda: (wire_in, wire_out, lambda: None))
+    events: list[str] = []
+    settle = app.store.settle
+
+    def settled() -> None:
+        events.append(f"settle after {len(lines_out())} answers")
+        settle()
+
+    answers = bytearray()
+
+    def lines_out() -> list[bytes]:
+        with contextlib.suppress(BlockingIOError):
+            answers.extend(os.read(from_server_r, 1 << 20))
+        return bytes(answers).splitlines()
+
+    os.set_blocking(from_server_r, False)
+    monkeypatch.setattr(app.store, "settle", settled)
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "fake_echo", "arguments": {"text": "x"}},
+        },
+    ]
+    os.write(to_server_w, b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+    os.close(to_server_w)
+    try:
+        anyio.run(transport.serve_stdio, app)
+    finally:
+        app.close()
+        wire_in.close()
+        wire_out.close()
+    replies = [json.loads(line) for line in lines_out()]
+    assert [r["id"] for r in replies] == [1, 2] and "result" in replies[1]
+    assert events[-1] == "settle after 2 answers"  # the call's answer was readable before the store settled
+    assert provenance.Ledger(tmp_path / "ledger").verify().ok

@@ -273,9 +273,10 @@ class CheckpointWriter:
             self._pending.extend(digests)
             # Only lines on disk may be checkpointed, else a power loss would look like a cut tail.
             ready = max(0, min(durable_seq + 1 - self._tree.size, len(self._pending)))
-            for digest in self._pending[:ready]:
-                self._tree.append(bytes.fromhex(digest[7:]))
-                self._last_digest = digest
+            if ready:
+                raw = bytes.fromhex("".join(digest[7:] for digest in self._pending[:ready]))  # "sha256:" + hex
+                self._tree.extend([raw[i : i + 32] for i in range(0, len(raw), 32)])
+                self._last_digest = self._pending[ready - 1]
             del self._pending[:ready]
             size = self._tree.size
             if size == 0 or self._last_digest is None or (size == self._last_size and not closed):

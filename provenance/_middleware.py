@@ -589,11 +589,11 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         else:
             state = connection.state
             of_connection = state.get(CONNECTION_ATTRIBUTES_KEY)
-            if of_connection is None:
-                of_connection = state[CONNECTION_ATTRIBUTES_KEY] = {
-                    **self._client_attributes_of(connection),
-                    CONNECTION: self._connection_id(connection),
-                }
+            if of_connection is None:  # a new connection (in the 2026 era: every request)
+                of_connection = self._client_attributes_of(connection)
+                if self.process_connection_id is None:  # else it is in there already
+                    of_connection = {**of_connection, CONNECTION: self._connection_id(connection)}
+                state[CONNECTION_ATTRIBUTES_KEY] = of_connection
             attributes = {**shared_by_tool, **of_connection}
         if self.caller is not None:
             who = self.caller()
@@ -606,7 +606,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
 
     def _client_attributes_of(self, connection: Any) -> dict[str, Any]:
         """The session and client a connection's calls share, kept per client identity (bounded): the 2026
-        protocol era builds a connection per request from its envelope, so its state would not keep them."""
+        protocol era builds a connection per request from its envelope, so its state would not keep them.
+        A process that serves one client (stdio) has one connection id, which is kept here too."""
         info = connection.client_params.client_info if connection.client_params else None
         key: tuple[Any, ...] = (connection.session_id,)
         if info is not None:  # as much of each as _client_text reads: a key of bounded size
@@ -619,6 +620,8 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             if info is not None:
                 shared[CLIENT_NAME] = _client_text(info.name)
                 shared[CLIENT_VERSION] = _client_text(info.version)
+            if self.process_connection_id is not None:
+                shared[CONNECTION] = self.process_connection_id
             if len(self._client_attributes) >= 1024:
                 self._client_attributes.clear()
             self._client_attributes[key] = shared

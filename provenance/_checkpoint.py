@@ -275,7 +275,8 @@ class CheckpointWriter:
             ready = max(0, min(durable_seq + 1 - self._tree.size, len(self._pending)))
             if ready:
                 raw = bytes.fromhex("".join(digest[7:] for digest in self._pending[:ready]))  # "sha256:" + hex
-                self._tree.extend([raw[i : i + 32] for i in range(0, len(raw), 32)])
+                for i in range(0, len(raw), 32):
+                    self._tree.append(raw[i : i + 32])
                 self._last_digest = self._pending[ready - 1]
             del self._pending[:ready]
             size = self._tree.size

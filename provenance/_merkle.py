@@ -63,21 +63,6 @@ class MerkleAccumulator:
     def append(self, data: bytes) -> None:
         self.append_leaf_hash(leaf_hash(data))
 
-    def extend(self, data: Sequence[bytes]) -> None:
-        """Append many leaves' data: the same tree as appending each, in a third of the time (one loop, no
-        calls per leaf; a checkpoint takes a thousand at a time, beside the server's event loop)."""
-        stack = self._stack
-        size = self.size
-        for item in data:
-            node = sha256(b"\x00" + item).digest()
-            completes = size
-            while completes & 1:
-                node = sha256(b"\x01" + stack.pop() + node).digest()
-                completes >>= 1
-            stack.append(node)
-            size += 1
-        self.size = size
-
     def append_leaf_hash(self, leaf: bytes) -> None:
         stack = self._stack
         node = leaf

@@ -76,8 +76,7 @@ __all__ = ["SPAN_ID_META_KEY", "ProvenanceMiddleware", "ToolFacts"]
 logger = logging.getLogger("mcp_ledger.provenance")
 
 SPAN_ID_META_KEY = "mcp-ledger/span_id"
-CONNECTION_STATE_KEY = CONNECTION  # where a connection's id is kept in the connection's state
-CONNECTION_ATTRIBUTES_KEY = "mcp-ledger.connection.attributes"  # and what all its calls share
+CONNECTION_ATTRIBUTES_KEY = "mcp-ledger.connection.attributes"  # what all of a connection's calls share
 _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
@@ -94,13 +93,25 @@ class ToolFacts:
 _ids = random.Random()
 _connection_prefix = ""
 _connection_counter = itertools.count(1)
+# (span id, trace id) pairs drawn ahead in one batch: a call takes one with a list pop instead of drawing
+# and formatting 192 bits itself. ``list.pop`` is atomic, so threads never share a pair.
+_ID_BATCH = 128
+_id_pool: list[tuple[str, str]] = []
 
 
 def _seed() -> None:
     """Fresh randomness per process: forked workers (uvicorn --workers) must not repeat each other's ids."""
     global _connection_prefix
     _ids.seed(secrets.randbits(128))
+    _id_pool.clear()  # drawn by the parent: a forked worker would repeat them
     _connection_prefix = f"c-{os.getpid():x}{secrets.token_hex(3)}-"
+
+
+def _draw_ids() -> tuple[str, str]:
+    """A fresh (span id, trace id) pair, refilling the pool when it is empty."""
+    text = f"{_ids.getrandbits(192 * _ID_BATCH):0{48 * _ID_BATCH}x}"
+    _id_pool.extend([(text[i : i + 16], text[i + 16 : i + 48]) for i in range(48, len(text), 48)])
+    return text[:16], text[16:48]
 
 
 _seed()
@@ -143,13 +154,15 @@ class _OpenCall(SpanBuilder):
         if tracer is None or not self._start_otel(tracer, meta):
             # Ids need to be unique, not secret: a PRNG seeded from the OS (as OpenTelemetry SDKs do) costs
             # no syscall on the hot path.
-            ids = f"{_ids.getrandbits(192):048x}"  # randbytes() is this plus a Python frame and a copy
-            self.span_id = ids[:16]
+            try:
+                self.span_id, trace_id = _id_pool.pop()
+            except IndexError:
+                self.span_id, trace_id = _draw_ids()
             traceparent = meta.get("traceparent") if meta else None
             if traceparent is None:
-                self.trace_id = ids[16:]
+                self.trace_id = trace_id
             else:
-                self.trace_id, self.parent_span_id = _trace_parent(traceparent, ids[16:])
+                self.trace_id, self.parent_span_id = _trace_parent(traceparent, trace_id)
 
     def _start_otel(self, tracer: otel_trace.Tracer, meta: Mapping[str, Any] | None) -> bool:
         """Open the OpenTelemetry span for this call and take its ids; False when it has none (no-op tracer)."""
@@ -590,11 +603,11 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
             state = connection.state
             of_connection = state.get(CONNECTION_ATTRIBUTES_KEY)
             if of_connection is None:  # a new connection (in the 2026 era: every request)
-                of_connection = self._client_attributes_of(connection)
-                if self.process_connection_id is None:  # else it is in there already
-                    of_connection = {**of_connection, CONNECTION: self._connection_id(connection)}
-                state[CONNECTION_ATTRIBUTES_KEY] = of_connection
-            attributes = {**shared_by_tool, **of_connection}
+                of_connection = state[CONNECTION_ATTRIBUTES_KEY] = self._of_connection(connection)
+            client, connection_id = of_connection
+            attributes = {**shared_by_tool, **client}
+            if connection_id is not None:  # else the client's attributes hold the process's
+                attributes[CONNECTION] = connection_id
         if self.caller is not None:
             who = self.caller()
             if who:
@@ -603,6 +616,16 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         if request_id is not None:
             attributes[REQUEST_ID] = str(request_id) if isinstance(request_id, int) else _client_text(str(request_id))
         return attributes
+
+    def _of_connection(self, connection: Any) -> tuple[dict[str, Any], str | None]:
+        """What a connection's calls share: its client's attributes and its own id (None: the process's, which
+        the client's attributes hold)."""
+        client = self._client_attributes_of(connection)
+        if self.process_connection_id is not None:
+            return client, None
+        if connection.session_id:
+            return client, f"s-{connection.session_id}"
+        return client, new_connection_id()
 
     def _client_attributes_of(self, connection: Any) -> dict[str, Any]:
         """The session and client a connection's calls share, kept per client identity (bounded): the 2026
@@ -649,16 +672,6 @@ class ProvenanceMiddleware(ServerMiddleware[Any]):
         if facts is not None and len(self._shared_attributes) < 4096:
             self._shared_attributes[key] = attributes
         return attributes
-
-    def _connection_id(self, connection: Any) -> str:
-        if self.process_connection_id is not None:
-            return self.process_connection_id
-        if connection is None:
-            return new_connection_id()
-        state = connection.state
-        if CONNECTION_STATE_KEY not in state:
-            state[CONNECTION_STATE_KEY] = f"s-{connection.session_id}" if connection.session_id else new_connection_id()
-        return str(state[CONNECTION_STATE_KEY])
 
     @staticmethod
     def new_process_connection_id() -> str:

@@ -243,16 +243,19 @@ async def test_many_concurrent_calls_each_get_exactly_one_span(connect: Any, led
 def test_forked_processes_draw_different_ids() -> None:
     import os
 
-    from mcp_ledger.provenance._middleware import _ids, new_connection_id
+    from mcp_ledger.provenance._middleware import _draw_ids, _id_pool, new_connection_id
 
+    _draw_ids()  # the parent has span ids drawn ahead, which a child must not take
+    assert _id_pool
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: report its next ids and leave at once
-        os.write(write_end, f"{_ids.getrandbits(64)} {new_connection_id()}".encode())
+    if pid == 0:  # child: report its next ids and leave at once (as a span draws them)
+        span_id, trace_id = _id_pool.pop() if _id_pool else _draw_ids()
+        os.write(write_end, f"{span_id} {trace_id} {new_connection_id()}".encode())
         os._exit(0)
     os.waitpid(pid, 0)
-    child_id, child_connection = os.read(read_end, 200).decode().split()
-    assert int(child_id) != _ids.getrandbits(64)
+    child_span, child_trace, child_connection = os.read(read_end, 200).decode().split()
+    assert (child_span, child_trace) != _id_pool.pop()
     assert child_connection.rsplit("-", 1)[0] != new_connection_id().rsplit("-", 1)[0]
 
 

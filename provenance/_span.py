@@ -163,19 +163,33 @@ class SpanBuilder:
     def prepare(self, result: dict[str, Any] | None, preview_bytes: int) -> None:
         """Redact and digest the input, output and upstream facts: all of a span's redaction work, which
         the middleware may hand to a worker thread for a large payload before :meth:`record`."""
-        canonical_in, canonical_out = self.canonical or (None, None)
-        if (
-            canonical_in is not None
-            and canonical_out is not None
-            # One look at both (the common case: neither may hold a secret); the newline between them keeps
-            # a match from spanning the two. A match sends each to its own look.
-            and MAYBE_SECRET.search(b"\n".join((canonical_in, canonical_out)).lower()) is None
-        ):
-            digest_in, digest_out = (
-                _described(canonical_in, [], preview_bytes),
-                _described(canonical_out, [], preview_bytes),
-            )
+        canonical = self.canonical
+        # One look at both (the common case: neither may hold a secret); the newline between them keeps a
+        # match from spanning the two. A match sends each to its own look.
+        if canonical is not None and MAYBE_SECRET.search(b"\n".join(canonical).lower()) is None:
+            canonical_in, canonical_out = canonical
+            if len(canonical_in) < SMALL_HASH_BYTES > len(canonical_out) and preview_bytes >= SMALL_HASH_BYTES:
+                # What _described makes, inline for the most common span (small payloads, whole in their
+                # previews): two calls less cost about 1 % of a no-op call in-process.
+                digest_in: dict[str, Any] = {
+                    "sha256": small_sha256(canonical_in).hexdigest(),
+                    "size": len(canonical_in),
+                    "preview": canonical_in.decode(),
+                    "truncated": False,
+                    "redactions": [],
+                }
+                digest_out: dict[str, Any] = {
+                    "sha256": small_sha256(canonical_out).hexdigest(),
+                    "size": len(canonical_out),
+                    "preview": canonical_out.decode(),
+                    "truncated": False,
+                    "redactions": [],
+                }
+            else:
+                digest_in = _described(canonical_in, [], preview_bytes)
+                digest_out = _described(canonical_out, [], preview_bytes)
         else:
+            canonical_in, canonical_out = canonical or (None, None)
             digest_in = _digest(_input_of(self.arguments), preview_bytes, canonical_in)
             digest_out = _digest(_output_of(result), preview_bytes, canonical_out)
         self.digests = (

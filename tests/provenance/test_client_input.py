@@ -132,3 +132,20 @@ async def test_the_redacted_paths_of_a_payload_are_bounded(connect: Any, ledger_
     paths = span["input"]["redactions"]
     assert len(paths) == 65 and paths[-1] == "… and 937 more"
     assert all(len(path) <= 256 for path in paths)
+
+
+@pytest.mark.parametrize("preview_bytes", [16, 255, 256, 1024])
+@pytest.mark.parametrize("size", [0, 200, 254, 255, 256, 300])
+def test_small_payloads_take_the_inline_digest_and_say_what_the_general_one_says(size: int, preview_bytes: int) -> None:
+    # SpanBuilder.prepare writes the common case (small payloads, whole in their previews) inline; it must
+    # agree with _described, the general form, on every side of its bounds.
+    arguments = {"t": "é" * max(0, (size - 8) // 2)}
+    output = {"content": "x" * max(0, size - 14)}
+    builder = _span.SpanBuilder(0, "fake_echo", arguments, {})
+    builder.payload_bytes({"structuredContent": output})
+    assert builder.canonical is not None
+    builder.prepare({"structuredContent": output}, preview_bytes)
+    assert builder.digests is not None
+    digest_in, digest_out, _ = builder.digests
+    assert digest_in == _span._described(builder.canonical[0], [], preview_bytes)
+    assert digest_out == _span._described(builder.canonical[1], [], preview_bytes)

@@ -218,11 +218,13 @@ class _Syncer(threading.Thread):
         self._interval = interval
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        # True from a write until this thread has taken it up (before its wait): a write that finds it
+        # true is covered by the flush already coming, so the store pokes only when it is false.
+        self.due = False
 
     def poke(self) -> None:
-        # Already set: the flush it leads to has not started yet and will cover the caller's write.
-        if not self._wake.is_set():
-            self._wake.set()
+        self.due = True
+        self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -232,6 +234,7 @@ class _Syncer(threading.Thread):
         while not self._stopping.is_set():
             self._wake.wait()
             self._wake.clear()
+            self.due = False  # a write from here on pokes again; one before is covered by the flush below
             if self._stopping.wait(self._interval):
                 return  # close() does the final flush
             self._store.sync()
@@ -313,8 +316,9 @@ class SpanStore:
                 self._hold(record)
                 raise RecordError(self.failure or "") from None
             seq = self._seq - 1
-        if self._syncer is not None:
-            self._syncer.poke()
+        syncer = self._syncer
+        if syncer is not None and not syncer.due:
+            syncer.poke()
         return seq
 
     def settle(self) -> None:
@@ -483,7 +487,12 @@ class SpanStore:
             self._rotate()
             self._write(record)  # once more, into the new segment (its header took a seq)
             return
-        segment.append(line)  # all of it or, on OSError, nothing
+        end = segment.size + len(line)
+        if end <= segment.populated:  # the common case (a mapped segment with room made ready), inline
+            segment.map[segment.size : end] = line  # type: ignore[index]  # populated > 0: mapped
+            segment.size = end
+        else:
+            segment.append(line)  # all of it or, on OSError, nothing
         self._segment_lines += 1
         self._seq += 1
         self._unhashed = line  # its digest is taken by the next line's stamp or by settle(), whichever is first

@@ -124,6 +124,10 @@ def test_a_held_record_says_what_its_caller_was_told_and_lands_in_the_chain_on_r
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(store_module._OpenSegment, "append", disk_full)
+    # A line that fits in the pages made ready is copied in by the store itself (a copy into memory cannot
+    # fail); the next one needs more of the file, which is where a full disk shows.
+    assert store._open is not None
+    store._open.populated = 0
     with pytest.raises(provenance.RecordError, match="No space left on device"):
         store.append(synthetic_span(1))
     refused = synthetic_span(2, status="ERROR")

@@ -189,9 +189,9 @@ class SpanBuilder:
                 digest_in = _described(canonical_in, [], preview_bytes)
                 digest_out = _described(canonical_out, [], preview_bytes)
         else:
-            canonical_in, canonical_out = canonical or (None, None)
-            digest_in = _digest(_input_of(self.arguments), preview_bytes, canonical_in)
-            digest_out = _digest(_output_of(result), preview_bytes, canonical_out)
+            given: tuple[bytes, bytes] | tuple[None, None] = canonical or (None, None)
+            digest_in = _digest(_input_of(self.arguments), preview_bytes, given[0])
+            digest_out = _digest(_output_of(result), preview_bytes, given[1])
         self.digests = (
             digest_in,
             digest_out,

@@ -112,6 +112,47 @@ def test_the_writer_holds_an_exclusive_lock_on_its_segment(tmp_path: Path) -> No
         os.close(fd)
 
 
+def test_batch_fsync_flushes_a_write_made_during_a_flush_and_groups_a_burst(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    calls: list[float] = []
+    inside, release = threading.Event(), threading.Event()
+
+    def fsync(fd: int) -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:  # hold the first flush until a write has come in during it
+            inside.set()
+            assert release.wait(5)
+        os.fdatasync(fd)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(calls) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(calls) >= count, f"{len(calls)} flushes, expected {count}"
+
+    store = provenance.SpanStore(tmp_path, fsync="batch", fsync_interval=0.05, fsync_fn=fsync)
+    store.append(synthetic_span(0))
+    assert inside.wait(5)
+    store.append(synthetic_span(1))  # during the first flush, which may not cover it
+    release.set()
+    wait_for(2)  # so it gets a flush of its own
+    time.sleep(0.2)
+    quiet = len(calls)
+    time.sleep(0.2)
+    assert len(calls) == quiet  # nothing written, nothing flushed
+    started = time.monotonic()
+    for i in range(2, 202):  # a burst shares its flushes: about one per interval, not one per write
+        store.append(synthetic_span(i))
+    burst = time.monotonic() - started
+    wait_for(quiet + 1)
+    time.sleep(0.2)
+    assert len(calls) - quiet <= 2 + int(burst / 0.05)
+    store.close()
+    assert len(list(provenance.Ledger(tmp_path).scan())) == 202
+
+
 @pytest.mark.parametrize("on_failure", ["refuse", "allow"])
 def test_a_held_record_says_what_its_caller_was_told_and_lands_in_the_chain_on_recovery(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_failure: Any

@@ -169,22 +169,18 @@ class SpanBuilder:
         if canonical is not None and MAYBE_SECRET.search(b"\n".join(canonical).lower()) is None:
             canonical_in, canonical_out = canonical
             if max(len(canonical_in), len(canonical_out)) < SMALL_HASH_BYTES <= preview_bytes:
-                # What _described makes, inline for the most common span (small payloads, whole in their
-                # previews): two calls less are about 0.5 % of a no-op call in-process.
-                digest_in: dict[str, Any] = {
-                    "sha256": small_sha256(canonical_in).hexdigest(),
-                    "size": len(canonical_in),
-                    "preview": canonical_in.decode(),
-                    "truncated": False,
-                    "redactions": [],
-                }
-                digest_out: dict[str, Any] = {
-                    "sha256": small_sha256(canonical_out).hexdigest(),
-                    "size": len(canonical_out),
-                    "preview": canonical_out.decode(),
-                    "truncated": False,
-                    "redactions": [],
-                }
+                # What _described makes, in one comprehension for the most common span (small payloads,
+                # whole in their previews), instead of two calls to it: about 0.5 % of a no-op call in-process.
+                digest_in, digest_out = [
+                    {
+                        "sha256": small_sha256(payload).hexdigest(),
+                        "size": len(payload),
+                        "preview": payload.decode(),
+                        "truncated": False,
+                        "redactions": [],
+                    }
+                    for payload in canonical
+                ]
             else:
                 digest_in = _described(canonical_in, [], preview_bytes)
                 digest_out = _described(canonical_out, [], preview_bytes)

@@ -278,8 +278,9 @@ def markdown_table(results: Sequence[ModeResult]) -> str:
         target = "—" if r.mode.target_pct is None else f"≤ {r.mode.target_pct:g} %"
         met = "—" if r.met is None else ("yes" if r.met else "no")
         lines.append(
-            f"| {r.mode.name} | {r.without_us:.1f} | {r.with_us:.1f} | {r.median_ratio:.3f} "
-            f"| {r.overhead_pct:+.1f} % | {target} | {met} |"
+            # Two decimals: a ratio of 1.1004 misses a 10 % target and must not print as "+10.0 %".
+            f"| {r.mode.name} | {r.without_us:.1f} | {r.with_us:.1f} | {r.median_ratio:.4f} "
+            f"| {r.overhead_pct:+.2f} % | {target} | {met} |"
         )
     return "\n".join(lines)
 

@@ -68,6 +68,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.errors
 	$(BIN)/python -m bench.otlp
 	$(BIN)/python -m bench.http_load
+	# Instructions per call, counted by valgrind's callgrind (about 14 minutes); skipped without valgrind.
+	if command -v valgrind >/dev/null; then $(BIN)/python -m bench.instructions; else echo 'bench.instructions skipped: needs valgrind'; fi
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS_CLIENT)/node_modules

@@ -22,7 +22,6 @@ Needs valgrind (``callgrind_annotate`` comes with it). Prints a markdown table a
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -35,7 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.overhead import REPO_ROOT, RESULTS_DIR, machine_info, source_info
+from bench._results import RESULTS_DIR, save
+from bench.overhead import REPO_ROOT, machine_info, source_info
 
 __all__ = ["main"]
 
@@ -201,11 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "caveat": "valgrind lacks the SHA extensions: libcrypto's SHA-256 runs its vector code under it",
             "eras": result,
         }
-        args.results_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(document, indent=2) + "\n"
-        path = args.results_dir / f"instructions-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(text)
-        (args.results_dir / "instructions-latest.json").write_text(text)
+        path = save("instructions", document, args.results_dir)
         print(f"\nwrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
     return 0
 
